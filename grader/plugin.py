@@ -1,0 +1,362 @@
+"""The pytest plugin: options, the criterion marker, fixtures, and outcomes → rubric → scorecard → exit status.
+
+All run state lives in one `GraderSession` kept in `config.stash`. Under pytest-xdist the workers run the
+tests and the controller receives their reports (criterion, detail and value travel as JSON-safe
+`user_properties`); only the controller scores and writes files. torch is imported only by fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from grader import profiles
+from grader.outcomes import NOT_ATTEMPTED, NOT_MEASURED
+from grader.report import PuzzleCard, Scorecard
+from grader.rubric import PUZZLES, Outcome, score
+from grader.submission import DEFAULT_SUBMISSION, Submission, load
+
+profiles.register()
+
+_CRITERION = "grader_criterion"
+_DETAIL = "grader_detail"
+_VALUE = "grader_value"
+_GRADER_DIR = Path(__file__).parent
+
+
+@dataclass
+class TestResult:
+    """One test's verdict on its criterion."""
+
+    nodeid: str
+    status: str  # passed | failed | not_measured | not_attempted
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+    value: float | None = None
+
+
+@dataclass(eq=False)
+class GraderSession:
+    """Run state: the options, and every criterion's test results as they arrive."""
+
+    submission_spec: str
+    seed: int
+    puzzles: list[str]
+    criteria: list[str]
+    min_scores: dict[str, int]
+    results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
+    collected: set[tuple[str, str]] = field(default_factory=set)
+    scorecard: Scorecard | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record a criterion test's verdict (on the xdist controller, from the workers' reports)."""
+        props = dict(report.user_properties)
+        crit = props.get(_CRITERION)
+        if crit is None or (report.when != "call" and not report.failed and not report.skipped):
+            return
+        status, message = _status_of(report)
+        letter, name = crit.split(".", 1)
+        details = [v for k, v in report.user_properties if k == _DETAIL]
+        value = next((v for k, v in report.user_properties if k == _VALUE), None)
+        self.results.setdefault((letter, name), []).append(
+            TestResult(report.nodeid, status, message, details, value))
+
+    def outcome(self, puzzle: str, criterion: str) -> Outcome:
+        """Fold a criterion's test results: any failure fails it; not measured beats passed."""
+        results = self.results.get((puzzle, criterion), [])
+        if not results:
+            return Outcome("not_measured", detail="no test ran for this criterion")
+        for status in ("failed", "not_attempted", "not_measured"):
+            hits = [r for r in results if r.status == status]
+            if hits:
+                return Outcome(status, _first_value(results), _join_details(hits))
+        return Outcome("passed", _first_value(results), _join_details(results))
+
+
+def _first_value(results: list[TestResult]) -> float | None:
+    return next((r.value for r in results if r.value is not None), None)
+
+
+def _join_details(results: list[TestResult]) -> str:
+    parts = []
+    for r in results:
+        text = "\n".join([*r.details, r.message]).strip() if r.status == "failed" else "\n".join(
+            r.details or ([r.message] if r.message else []))
+        if text and text not in parts:
+            parts.append(text)
+    return "\n".join(parts)
+
+
+STASH = pytest.StashKey[GraderSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grader", "Unsloth puzzle grader")
+    group.addoption("--submission", default=DEFAULT_SUBMISSION, metavar="PATH_OR_MODULE",
+                    help="the submission to grade: a .py file, a package directory or a module name "
+                         f"(default: {DEFAULT_SUBMISSION})")
+    group.addoption("--puzzle", action="append", default=[], choices=sorted(PUZZLES), metavar="LETTER",
+                    help="grade only this puzzle (repeatable; default: all)")
+    group.addoption("--criterion", action="append", default=[], metavar="PUZZLE.NAME",
+                    help="run only this criterion's tests, e.g. A.correct (repeatable)")
+    group.addoption("--score-json", default=None, metavar="PATH", help="write the scorecard as JSON to PATH")
+    group.addoption("--min-score", action="append", default=[], metavar="PUZZLE=POINTS",
+                    help="exit non-zero when the puzzle scores below POINTS (repeatable); with it, the exit "
+                         "status follows scores and gates instead of individual failed criteria")
+    group.addoption("--grader-seed", type=int, default=None, metavar="N",
+                    help="seed for every input the grader draws (Hypothesis included); default: random, printed")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "criterion(puzzle, name): the rubric criterion this test decides")
+    seed = config.getoption("grader_seed")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+        config.option.grader_seed = seed  # xdist forwards options: workers share the controller's seed
+    min_scores = {}
+    for item in config.getoption("min_score"):
+        letter, _, points = item.partition("=")
+        if letter not in PUZZLES or not points.lstrip("-").isdigit():
+            raise pytest.UsageError(f"--min-score expects PUZZLE=POINTS with PUZZLE in {sorted(PUZZLES)}, got {item!r}")
+        min_scores[letter] = int(points)
+    for c in config.getoption("criterion"):
+        letter, _, name = c.partition(".")
+        if letter not in PUZZLES:
+            raise pytest.UsageError(f"--criterion expects PUZZLE.NAME, got {c!r}")
+        try:
+            PUZZLES[letter].criterion(name)
+        except KeyError as exc:
+            raise pytest.UsageError(f"--criterion {c}: {exc.args[0]}") from None
+    state = config.stash[STASH] = GraderSession(
+        submission_spec=config.getoption("submission"), seed=seed, puzzles=config.getoption("puzzle"),
+        criteria=config.getoption("criterion"), min_scores=min_scores)
+    config.pluginmanager.register(state, "grader-session")
+    if config.getoption("hypothesis_profile", None) is None:
+        from hypothesis import settings
+
+        settings.load_profile(profiles.DEFAULT_PROFILE)
+    if config.getoption("hypothesis_seed", None) is None:
+        import hypothesis.core
+
+        hypothesis.core.global_force_seed = seed
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[STASH]
+    return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}"]
+
+
+def _criterion_of(item: pytest.Item) -> tuple[str, str] | None:
+    marker = item.get_closest_marker("criterion")
+    if marker is None:
+        return None
+    if len(marker.args) != 2:
+        raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.criterion(PUZZLE, NAME)")
+    return marker.args[0], marker.args[1]
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STASH]
+    keep, drop = [], []
+    by_puzzle: dict[str, set[str]] = {}
+    for item in items:
+        crit = _criterion_of(item)
+        if crit is None:
+            if _GRADER_DIR in Path(str(item.path)).parents:
+                raise pytest.UsageError(f"{item.nodeid}: every grader test needs @pytest.mark.criterion(...)")
+            keep.append(item)
+            continue
+        letter, name = crit
+        if letter not in PUZZLES:
+            raise pytest.UsageError(f"{item.nodeid}: unknown puzzle {letter!r}")
+        try:
+            PUZZLES[letter].criterion(name)
+        except KeyError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: {exc.args[0]}") from None
+        by_puzzle.setdefault(letter, set()).add(name)
+        selected = (not state.puzzles or letter in state.puzzles) and (
+            not state.criteria or f"{letter}.{name}" in state.criteria)
+        if selected:
+            item.user_properties.append((_CRITERION, f"{letter}.{name}"))
+            state.collected.add((letter, name))
+            keep.append(item)
+        else:
+            drop.append(item)
+    # The rubric and the tests must agree: every criterion of a collected puzzle has a test.
+    for letter, names in by_puzzle.items():
+        missing = [c.name for c in PUZZLES[letter].criteria if c.name not in names]
+        if missing:
+            raise pytest.UsageError(f"puzzle {letter}: rubric criteria without a test: {missing}")
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _status_of(report: pytest.TestReport) -> tuple[str, str]:
+    if report.passed:
+        return "passed", ""
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(NOT_ATTEMPTED):
+            return "not_attempted", reason.removeprefix(NOT_ATTEMPTED)
+        if reason.startswith(NOT_MEASURED):
+            return "not_measured", reason.removeprefix(NOT_MEASURED)
+        return "not_measured", f"skipped: {reason}"
+    return "failed", _failure_message(report)
+
+
+def _failure_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
+    if report.when != "call":
+        message = f"error in {report.when}: {message}"
+    text = report.longreprtext
+    example = []
+    if "Falsifying example" in text:
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if "Falsifying example" in line)
+        for line in lines[start:]:
+            if not line.strip() and len(example) > 1:
+                break
+            example.append(line.strip())
+        blob = [line.strip() for line in lines if "@reproduce_failure" in line]
+        example += blob[:1]
+    return "\n".join([message, *example])
+
+
+def _reproduce_command(config: pytest.Config, state: GraderSession) -> str:
+    args = ["pytest", "grader/", "--submission", state.submission_spec, "--grader-seed", str(state.seed)]
+    for p in state.puzzles:
+        args += ["--puzzle", p]
+    profile = config.getoption("hypothesis_profile", None)
+    if profile:
+        args += ["--hypothesis-profile", profile]
+    return shlex.join(args)
+
+
+def build_scorecard(config: pytest.Config) -> Scorecard | None:
+    """Score every collected puzzle from the results received so far."""
+    state = config.stash[STASH]
+    if not state.collected:
+        return None
+    from grader import environment
+
+    cards = {}
+    for letter in sorted({p for p, _ in state.collected}):
+        puzzle = PUZZLES[letter]
+        outcomes = {c.name: state.outcome(letter, c.name) for c in puzzle.criteria
+                    if not state.criteria or (letter, c.name) in state.collected}
+        tests = {c.name: [r.nodeid for r in state.results.get((letter, c.name), [])] for c in puzzle.criteria}
+        cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests)
+    return Scorecard(
+        submission=state.submission_spec, grader_seed=state.seed,
+        hypothesis_profile=config.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE,
+        environment=environment.describe(), puzzles=cards, reproduce=_reproduce_command(config, state))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config):
+        return
+    state = config.stash[STASH]
+    card = state.scorecard = build_scorecard(config)
+    if card is None:
+        return
+    json_path = config.getoption("score_json")
+    if json_path:
+        card.write_json(Path(config.invocation_params.dir, json_path))
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return
+    gates_failed = any(p.score.attempted and not p.score.correct for p in card.puzzles.values())
+    below = [k for k, need in state.min_scores.items()
+             if k in card.puzzles and card.puzzles[k].score.points < need]
+    if state.min_scores:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED if (gates_failed or below) else pytest.ExitCode.OK
+    elif gates_failed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    state = config.stash[STASH]
+    card = state.scorecard
+    if card is None:
+        return
+    tr = terminalreporter
+    tr.section("grader scorecard")
+    for line in card.lines():
+        tr.write_line(line)
+    details = card.failure_details()
+    if details:
+        tr.section("grader: why criteria failed")
+        for line in details:
+            tr.write_line(line)
+    for letter, need in state.min_scores.items():
+        if letter in card.puzzles:
+            got = card.puzzles[letter].score.points
+            tr.write_line(f"--min-score {letter}={need}: scored {got} -> {'ok' if got >= need else 'BELOW'}")
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def grader_seed(pytestconfig: pytest.Config) -> int:
+    """The run's seed (`--grader-seed`), hidden from the submission."""
+    return pytestconfig.stash[STASH].seed
+
+
+@pytest.fixture(scope="session")
+def device() -> Any:
+    """`cuda` when a GPU is present; otherwise `cpu`, with Triton's interpreter switched on before any kernel is defined."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    os.environ["TRITON_INTERPRET"] = "1"
+    return torch.device("cpu")
+
+
+@pytest.fixture(scope="session")
+def submission(pytestconfig: pytest.Config, device: Any) -> Submission:
+    """The submission under grade, loaded once (after `device`, so Triton sees the interpreter setting)."""
+    spec = pytestconfig.stash[STASH].submission_spec
+    return load(spec, root=pytestconfig.invocation_params.dir)
+
+
+@pytest.fixture(autouse=True)
+def _seeded(request: pytest.FixtureRequest, grader_seed: int) -> Iterator[None]:
+    """Seed Python and torch per test from the grader seed and the test id (torch only if already imported)."""
+    local = zlib.crc32(request.node.nodeid.encode()) ^ grader_seed
+    random.seed(local)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(local)
+    yield
+
+
+@pytest.fixture
+def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """`criterion_detail(text, value=None)`: record a measured figure that the scorecard shows."""
+
+    def record(text: str, value: float | None = None) -> None:
+        request.node.user_properties.append((_DETAIL, text))
+        if value is not None:
+            request.node.user_properties.append((_VALUE, float(value)))
+
+    return record

@@ -1,0 +1,31 @@
+"""Hypothesis profiles, registered in one place and chosen with `--hypothesis-profile`.
+
+`deadline=None` everywhere: Triton and torch.compile spend their compile time on the first example.
+`print_blob=True` makes every failure print a `@reproduce_failure` line next to the shrunk example.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+
+PROFILES = {
+    # Fits the CPU CI budget (Triton interpreter): few examples, shrinking kept.
+    "ci": settings(max_examples=8, **_COMMON),
+    # The default for an interactive run.
+    "dev": settings(max_examples=25, **_COMMON),
+    # A long nightly search.
+    "thorough": settings(max_examples=300, **_COMMON),
+}
+DEFAULT_PROFILE = "dev"
+
+
+def register() -> None:
+    """Register every profile with Hypothesis (idempotent)."""
+    for name, profile in PROFILES.items():
+        settings.register_profile(name, profile)

@@ -1,0 +1,134 @@
+"""Scorecards: the terminal table, the JSON file and a Markdown leaderboard row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.rubric import PUZZLES, Outcome, Score
+
+_MARK = {"passed": "PASS", "failed": "FAIL", "not_measured": "n/m ", "not_attempted": "--  "}
+
+
+@dataclass
+class PuzzleCard:
+    """One puzzle's graded criteria and score."""
+
+    letter: str
+    score: Score
+    outcomes: dict[str, Outcome]
+    tests: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON shape documented in the README."""
+        s = self.score
+        return {
+            "title": PUZZLES[self.letter].title,
+            "score": s.points,
+            "max": s.max_points,
+            "correct": s.correct,
+            "attempted": s.attempted,
+            "provisional": s.provisional,
+            "notes": s.notes,
+            "criteria": {
+                name: {
+                    "status": o.status,
+                    "points": s.per_criterion.get(name, 0),
+                    "value": o.value,
+                    "detail": o.detail,
+                    "tests": self.tests.get(name, []),
+                }
+                for name, o in self.outcomes.items()
+            },
+        }
+
+
+@dataclass
+class Scorecard:
+    """Everything one grading run decided about one submission."""
+
+    submission: str
+    grader_seed: int
+    hypothesis_profile: str
+    environment: dict[str, object]
+    puzzles: dict[str, PuzzleCard]
+    reproduce: str
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-safe dict: submission, seed, environment, and per puzzle score and criteria."""
+        return {
+            "submission": self.submission,
+            "grader_seed": self.grader_seed,
+            "hypothesis_profile": self.hypothesis_profile,
+            "environment": self.environment,
+            "reproduce": self.reproduce,
+            "provisional": any(p.score.provisional for p in self.puzzles.values()),
+            "puzzles": {k: p.as_json() for k, p in self.puzzles.items()},
+        }
+
+    def write_json(self, path: Path) -> None:
+        """Write the scorecard to `path` (parents created)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_json(), indent=2, default=str) + "\n")
+
+    def lines(self) -> list[str]:
+        """The terminal scorecard, one line per criterion."""
+        out = [f"submission: {self.submission}   device: {self.environment.get('device')}   "
+               f"grader seed: {self.grader_seed}   hypothesis profile: {self.hypothesis_profile}"]
+        for card in self.puzzles.values():
+            s = card.score
+            head = f"Puzzle {card.letter} ({PUZZLES[card.letter].title}): "
+            if not s.attempted:
+                out.append(head + "not attempted")
+                continue
+            verdict = f"{s.points}/{s.max_points}"
+            if not s.correct:
+                verdict += "  (a gate failed: the puzzle scores 0)"
+            elif s.provisional:
+                verdict += "  (provisional: some criteria were not measured on this machine)"
+            out.append(head + verdict)
+            for name, o in card.outcomes.items():
+                pts = s.per_criterion.get(name)
+                pts_s = f"{pts:+d}" if pts else "  "
+                detail = o.detail.splitlines()[0] if o.detail else ""
+                if o.status == "failed" and len(o.detail.splitlines()) > 1:
+                    detail += "  [...]"
+                out.append(f"  {_MARK[o.status]} {pts_s:>3}  {name:<36} {detail}"[:220])
+            out.extend(f"  note: {n}" for n in s.notes)
+        out.append(f"reproduce: {self.reproduce}")
+        return out
+
+    def failure_details(self) -> list[str]:
+        """Full details of failed criteria (messages and shrunk examples)."""
+        out = []
+        for card in self.puzzles.values():
+            for name, o in card.outcomes.items():
+                if o.status == "failed" and o.detail:
+                    out.append(f"--- {card.letter}.{name} failed:")
+                    out.extend("    " + line for line in o.detail.splitlines())
+        return out
+
+
+def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
+    """A Markdown table over scorecard JSONs: one row per submission, one column per puzzle."""
+    letters = sorted({k for c in cards for k in c["puzzles"]})
+    rows = ["| submission | " + " | ".join(letters) + " | total |",
+            "|---|" + "---|" * len(letters) + "---|"]
+    ranked = sorted(cards, key=lambda c: -sum(p["score"] for p in c["puzzles"].values()))
+    for c in ranked:
+        cells = []
+        for k in letters:
+            p = c["puzzles"].get(k)
+            if p is None or not p["attempted"]:
+                cells.append("—")
+            else:
+                cell = f"{p['score']}/{p['max']}" + ("" if p["correct"] else " ✗") + ("*" if p["provisional"] else "")
+                speed = p["criteria"].get("speedup", {}).get("value")
+                cells.append(cell + (f" ({speed:.2f}×)" if isinstance(speed, (int, float)) else ""))
+        total = sum(p["score"] for p in c["puzzles"].values())
+        rows.append(f"| {c['submission']} | " + " | ".join(cells) + f" | {total} |")
+    rows.append("")
+    rows.append("✗: a gate (correctness) failed; *: provisional, some criteria not measured on that machine.")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,131 @@
+"""Loading a submission (a .py file, a directory or an importable module) and checking its entry points."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from grader.outcomes import not_attempted
+from grader.rubric import PUZZLES
+
+DEFAULT_SUBMISSION = "solutions"
+
+# Parameters each entry point must accept, in order (later ones may have defaults).
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "A": ("weight", "quant_state"),
+    "C": ("model",),
+    "D": ("X", "linear", "labels", "forward_function", "chunk_size"),
+}
+
+
+class ContractError(Exception):
+    """The submission breaks the contract; the message names the puzzle, entry point and what was expected."""
+
+
+@dataclass
+class Submission:
+    """A loaded submission. `module` is None when loading failed; `load_error` then says why."""
+
+    spec: str
+    module: ModuleType | None
+    load_error: str | None = None
+    _entries: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """A short display name for scorecards."""
+        return Path(self.spec).stem if self.spec.endswith(".py") else self.spec
+
+    def provides(self, puzzle: str) -> bool:
+        """Whether the submission defines the puzzle's entry point (False if it failed to load)."""
+        return self.module is not None and hasattr(self.module, PUZZLES[puzzle].entry_point)
+
+    def entry_point(self, puzzle: str) -> Callable[..., Any]:
+        """The puzzle's entry point, checked against the contract; raises ContractError otherwise."""
+        if puzzle in self._entries:
+            return self._entries[puzzle]
+        name = PUZZLES[puzzle].entry_point
+        where = f"puzzle {puzzle}: {self.name}.{name}"
+        if self.module is None:
+            raise ContractError(f"{where}: the submission could not be loaded:\n{self.load_error}")
+        try:
+            fn = getattr(self.module, name)
+        except Exception as exc:  # a lazy attribute that fails to import
+            raise ContractError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
+        if not callable(fn):
+            raise ContractError(f"{where}: expected a function, found {type(fn).__name__}")
+        _check_signature(where, fn, SIGNATURES[puzzle])
+        self._entries[puzzle] = fn
+        return fn
+
+    def require(self, puzzle: str) -> Callable[..., Any]:
+        """The entry point for a test: skips as not attempted when absent, fails on a contract error."""
+        import pytest
+
+        if self.module is not None and not self.provides(puzzle):
+            not_attempted(f"{self.name} defines no {PUZZLES[puzzle].entry_point}() for puzzle {puzzle}")
+        try:
+            return self.entry_point(puzzle)
+        except ContractError as exc:
+            pytest.fail(f"contract: {exc}", pytrace=False)
+
+
+def _check_signature(where: str, fn: Callable[..., Any], params: tuple[str, ...]) -> None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins and C functions: nothing to check
+    try:
+        sig.bind(*params[:1], *([None] * (len(params) - 1)))
+    except TypeError as exc:
+        raise ContractError(f"{where}{sig}: cannot be called as {where.split('.')[-1]}({', '.join(params)}): {exc}")
+
+
+def load(spec: str, root: Path | None = None) -> Submission:
+    """Load `spec` (path to a .py file or package directory, or a module name); never raises."""
+    try:
+        module = _import(spec, root or Path.cwd())
+    except ContractError as exc:
+        return Submission(spec, None, str(exc))
+    except BaseException as exc:  # SyntaxError, ImportError, SystemExit from a submission's top level
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        return Submission(spec, None, "".join(tb[-6:]).rstrip())
+    return Submission(spec, module)
+
+
+def _import(spec: str, root: Path) -> ModuleType:
+    path = Path(spec) if Path(spec).is_absolute() else root / spec
+    looks_like_path = spec.endswith(".py") or "/" in spec or "\\" in spec or path.exists()
+    if not looks_like_path:
+        return importlib.import_module(spec)
+    if not path.exists():
+        raise ContractError(f"submission {spec!r} does not exist (looked at {path})")
+    if path.is_dir():
+        init = path / "__init__.py"
+        if not init.exists():
+            raise ContractError(f"submission directory {spec!r} has no __init__.py; point at a .py file instead")
+        path = init
+    # A unique module name, registered in sys.modules: dynamo and pickling need an importable module.
+    modname = "grader_submission_" + re.sub(r"\W", "_", str(path.resolve().with_suffix("")))[-80:]
+    if modname in sys.modules:
+        return sys.modules[modname]
+    is_pkg = path.name == "__init__.py"
+    file_spec = importlib.util.spec_from_file_location(
+        modname, path, submodule_search_locations=[str(path.parent)] if is_pkg else None)
+    assert file_spec is not None and file_spec.loader is not None
+    module = importlib.util.module_from_spec(file_spec)
+    sys.modules[modname] = module
+    try:
+        file_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[modname]
+        raise
+    return module
