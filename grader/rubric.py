@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["passed", "failed", "not_measured", "not_attempted"]
-Kind = Literal["gate", "merit", "fault", "value"]
+Kind = Literal["gate", "merit", "fault", "value", "report"]
 
 
 @dataclass(frozen=True)
 class Criterion:
-    """One rubric criterion. `fault` criteria are named after the fault: their tests pass when clear of it."""
+    """One rubric criterion. `fault` criteria are named after the fault: their tests pass when clear of it.
+
+    `report` criteria are the grader's additions: shown on the scorecard, never worth points.
+    """
 
     name: str
     kind: Kind
@@ -150,6 +153,8 @@ PUZZLE_A = Puzzle(
         Criterion("custom_asm_works", "merit", "the launched kernel uses inline asm and is correct"),
         Criterion("uses_cache_eviction", "merit", "the launched kernel's loads/stores carry eviction or cache hints"),
         Criterion("tested_in_f16_and_bf16", "merit", "the notebook's own test passes in float16 and bfloat16"),
+        Criterion("compiles_for_t4", "report", "the launched kernel compiles for sm_75 (Tesla T4) and sm_90"),
+        Criterion("beyond_scope", "report", "other blocksizes, non-nested states, fp4 (unsupported is no fault)"),
     ),
     rules=(
         Rule((_is("single_triton_kernel"),), add=3),

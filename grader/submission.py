@@ -46,7 +46,15 @@ class Submission:
 
     def provides(self, puzzle: str) -> bool:
         """Whether the submission defines the puzzle's entry point (False if it failed to load)."""
-        return self.module is not None and hasattr(self.module, PUZZLES[puzzle].entry_point)
+        if self.module is None:
+            return False
+        try:
+            getattr(self.module, PUZZLES[puzzle].entry_point)
+        except AttributeError:
+            return False
+        except Exception:  # present but broken on import: entry_point() reports why
+            return True
+        return True
 
     def entry_point(self, puzzle: str) -> Callable[..., Any]:
         """The puzzle's entry point, checked against the contract; raises ContractError otherwise."""

@@ -30,7 +30,7 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 @triton.jit
 def _nf4_dequant_kernel(
     packed_ptr, absmax_ptr, code2_ptr, absmax2_ptr, offset_ptr, code_ptr, out_ptr,
-    n_elements,
+    n_elements, n_bytes,  # n_bytes passed, not derived, so Triton can specialise it and vectorise
     BLOCKSIZE: tl.constexpr,   # elements per absmax (first level)
     BLOCKSIZE2: tl.constexpr,  # first-level blocks per absmax2 (second level)
     BLOCKS: tl.constexpr,      # first-level blocks per program
@@ -40,7 +40,6 @@ def _nf4_dequant_kernel(
 ):
     HALF: tl.constexpr = BLOCKSIZE // 2
     pid = tl.program_id(0)
-    n_bytes = (n_elements + 1) // 2
     n_blocks = (n_elements + BLOCKSIZE - 1) // BLOCKSIZE
     blocks = pid * BLOCKS + tl.arange(0, BLOCKS)
     block_ok = blocks < n_blocks
@@ -122,7 +121,7 @@ def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | No
     dummy = absmax  # never read when not nested
     _nf4_dequant_kernel[grid](
         packed, absmax, code2 if nested else dummy, absmax2 if nested else dummy,
-        offset if nested else dummy, code, out_arg, n_elements,
+        offset if nested else dummy, code, out_arg, n_elements, words,
         BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested,
         OUT_KIND=_OUT_KIND[dtype], USE_ASM=not _INTERPRET and packed.is_cuda,
         num_warps=_GPU_WARPS, enable_fp_fusion=False,

@@ -1,0 +1,152 @@
+"""Which Triton kernels a call launches, with their compile-time arguments and (on a GPU) compiled code.
+
+On a GPU, `JITFunction.run` is wrapped to capture the `CompiledKernel` of every launch (its TTIR shows
+inline asm and cache hints), and Triton's `launch_enter_hook` counts every compiled launch, including
+ones that bypass the JIT front end. Under the interpreter, `GridExecutor.__call__` is wrapped instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+
+@dataclass
+class Launch:
+    """One Triton kernel launch."""
+
+    name: str
+    grid: Any
+    constexprs: dict[str, Any] = field(default_factory=dict)
+    signature: dict[str, str] = field(default_factory=dict)  # Triton types of the runtime arguments
+    options: dict[str, Any] = field(default_factory=dict)  # num_warps, enable_fp_fusion, ...
+    jit_fn: Any = None  # the Python function behind @triton.jit
+    compiled: Any = None  # triton CompiledKernel (GPU only)
+
+    def ttir(self) -> str | None:
+        """The kernel's Triton IR as compiled for this device, or None under the interpreter."""
+        if self.compiled is None:
+            return None
+        return self.compiled.asm.get("ttir")
+
+
+@dataclass
+class LaunchLog:
+    """Every Triton launch seen inside a `record_launches()` block."""
+
+    launches: list[Launch] = field(default_factory=list)
+    hooked_launches: int = 0  # launches seen by Triton's launch hook (GPU), JIT or not
+    in_launch: int = 0  # >0 while a kernel runs under the interpreter
+
+    @property
+    def names(self) -> list[str]:
+        """Kernel names in launch order."""
+        return [launch.name for launch in self.launches]
+
+
+_ACTIVE: list[LaunchLog] = []
+_POINTER = {"uint8": "*u8", "int8": "*i8", "int16": "*i16", "int32": "*i32", "int64": "*i64",
+            "float16": "*fp16", "bfloat16": "*bf16", "float32": "*fp32", "float64": "*fp64", "bool": "*i1"}
+
+
+def _describe(fn: Any, arg_names: list[str], constexpr_names: set[str], args: tuple, kwargs: dict) -> Launch:
+    """A Launch from a kernel call's arguments: constexpr values, runtime argument types, options."""
+    bound = dict(zip(arg_names, args))
+    bound.update({k: v for k, v in kwargs.items() if k in arg_names})
+    constexprs, signature = {}, {}
+    for name in arg_names:
+        value = bound.get(name)
+        if name in constexpr_names or value is None:
+            constexprs[name] = value
+        elif hasattr(value, "dtype") and hasattr(value, "data_ptr"):
+            signature[name] = _POINTER.get(str(value.dtype).removeprefix("torch."), "*i8")
+        elif isinstance(value, bool):
+            signature[name] = "i1"
+        elif isinstance(value, int):
+            signature[name] = "i32" if -2**31 <= value < 2**31 else "i64"
+        else:
+            signature[name] = "fp32"
+    options = {k: v for k, v in kwargs.items() if k not in arg_names and k not in ("grid", "warmup")}
+    return Launch(fn.__name__, None, constexprs, signature, options, fn)
+
+
+def _record(launch: Launch) -> None:
+    for log in _ACTIVE:
+        log.launches.append(launch)
+
+
+@contextlib.contextmanager
+def record_launches() -> Iterator[LaunchLog]:
+    """Record the Triton launches made inside the block (nests; patches are undone on exit)."""
+    import triton
+    from triton.runtime import interpreter, jit
+
+    log = LaunchLog()
+    _ACTIVE.append(log)
+    original_run = jit.JITFunction.run
+    original_grid_call = interpreter.GridExecutor.__call__
+
+    def run(self, *args, grid, warmup, **kwargs):
+        kernel = original_run(self, *args, grid=grid, warmup=warmup, **kwargs)
+        if not warmup:
+            launch = _describe(self.fn, self.arg_names, {p.name for p in self.params if p.is_constexpr}, args, kwargs)
+            launch.grid, launch.compiled = grid, kernel
+            _record(launch)
+        return kernel
+
+    def grid_call(self, *args, **kwargs):
+        launch = _describe(self.fn, self.arg_names, set(self.constexprs), args, kwargs)
+        launch.grid = self.grid
+        _record(launch)
+        for active in _ACTIVE:
+            active.in_launch += 1
+        try:
+            return original_grid_call(self, *args, **kwargs)
+        finally:
+            for active in _ACTIVE:
+                active.in_launch -= 1
+
+    def hook(metadata: Any) -> None:
+        log.hooked_launches += 1
+
+    jit.JITFunction.run = run
+    interpreter.GridExecutor.__call__ = grid_call
+    hooks = triton.knobs.runtime.launch_enter_hook
+    hooks.add(hook)
+    try:
+        yield log
+    finally:
+        hooks.remove(hook)
+        jit.JITFunction.run = original_run
+        interpreter.GridExecutor.__call__ = original_grid_call
+        _ACTIVE.remove(log)
+
+
+INLINE_ASM = re.compile(r"tt\.elementwise_inline_asm")
+# Eviction policies and cache modifiers on tt.load/tt.store, in the TTIR spellings of Triton 3.6 and 3.9.
+CACHE_HINT = re.compile(r"eviction_policy = evict_(?:first|last)|cache_modifier = (?:ca|cg|cs|cv|wb|wt)"
+                        r"|\bevict = [23] : i32|\bcache = [2-7] : i32")
+
+
+def compile_for(launch: Launch, capability: int) -> tuple[bool, str, str | None]:
+    """Compile a launched kernel for `sm_<capability>` with its launch's arguments and options, without a GPU.
+
+    Returns (ok, message, ttir).
+    """
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+
+    try:
+        jf = launch.jit_fn if isinstance(launch.jit_fn, JITFunction) else JITFunction(launch.jit_fn)
+        signature = {name: launch.signature.get(name, "constexpr") for name in jf.arg_names}
+        src = ASTSource(jf, signature, constexprs=launch.constexprs)
+        options = {k: v for k, v in launch.options.items() if k in ("num_warps", "num_stages", "enable_fp_fusion")}
+        compiled = triton.compile(src, target=GPUTarget("cuda", capability, 32), options=options)
+        return True, f"compiles for sm_{capability}", compiled.asm.get("ttir")
+    except Exception as exc:  # the compiler's own error text is the useful part
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        return False, f"does not compile for sm_{capability}: {type(exc).__name__}: {lines[-1] if lines else ''}", None

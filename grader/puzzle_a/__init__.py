@@ -1,0 +1,1 @@
+"""Puzzle A: NF4 double dequantization, graded against bitsandbytes."""
