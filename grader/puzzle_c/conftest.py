@@ -1,0 +1,154 @@
+"""Fixtures for puzzle C: the expensive training runs happen once per session, here; tests read slices.
+
+`c_run` builds the QLoRA Llama twice from the same seed, trains one eagerly (the oracle, only when
+`C.correct` is selected), hands the other to the submission's `compile_qlora` and trains what comes back
+under `grader.measure.dynamo.record()`. A crash is kept, not raised: every test then fails with it.
+"""
+
+from __future__ import annotations
+
+import gc
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from grader.puzzle_c.builders import LLAMA_3_2_1B, TINY, ModelSpec, Schedule, build_qlora_model, make_schedule
+
+# (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
+# distinct lengths than dynamo's default recompile limit (8), and a batch-size change at a length seen
+# before (so that it is not mistaken for a new-length recompile).
+SHAPES = {
+    "cpu": [[(2, 48), (2, 61)], [(2, 37), (2, 72)], [(2, 55), (3, 61)], [(2, 80), (2, 43)],
+            [(2, 66), (2, 90)], [(2, 58), (2, 75)]],
+    "cuda": [[(2, 1024), (2, 1536)], [(2, 768), (2, 2048)], [(2, 640), (3, 768)], [(2, 1792), (2, 896)],
+             [(2, 1280), (2, 512)], [(2, 1152), (2, 2048)], [(2, 1664), (2, 1408)], [(2, 960), (2, 1024)]],
+}
+SPECS: dict[str, ModelSpec] = {"cpu": TINY, "cuda": LLAMA_3_2_1B}
+
+
+@dataclass
+class CRun:
+    """Everything the C tests judge: both training records, what dynamo did, the A ops, the setting."""
+
+    spec: ModelSpec
+    schedule: Schedule
+    dtype: Any
+    device: Any
+    eager: Any = None  # TrainRecord, or None when C.correct is not selected
+    compiled: Any = None  # TrainRecord (partial when the run crashed)
+    dynamo: Any = None  # DynamoReport
+    error: str | None = None  # the crash, formatted
+    part_a_ops: frozenset[str] | None = None  # ops the submission's A entry traces to (None: no A entry)
+    part_a_error: str | None = None  # why A's ops could not be found here
+    notes: list[str] = field(default_factory=list)
+
+    def setting(self) -> str:
+        """The run's setting in one line, for details."""
+        return f"{self.spec.name}, {str(self.dtype).removeprefix('torch.')}, {self.device.type}; {self.schedule.describe()}"
+
+    def fail_if_crashed(self, detail: str = "") -> None:
+        """Fail the calling test with the crash (and `detail`, what could still be judged)."""
+        if self.error is not None:
+            pytest.fail(f"the compiled training run crashed: {self.error}" + (f"\n{detail}" if detail else ""),
+                        pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def compile_qlora(submission: Any) -> Callable[..., Any]:
+    """The submission's `compile_qlora(model)`."""
+    return submission.require("C")
+
+
+def _selected(session: pytest.Session, criterion: str) -> bool:
+    return any(("grader_criterion", f"C.{criterion}") in item.user_properties for item in session.items)
+
+
+@pytest.fixture(scope="session")
+def _c_state() -> Iterator[None]:
+    """Set and restore what puzzle C touches: dynamo/inductor config, dynamo caches, default dtype, RNG."""
+    import torch
+    import torch._dynamo
+    import torch._inductor.config
+
+    dynamo_cfg, inductor_cfg = torch._dynamo.config.save_config(), torch._inductor.config.save_config()
+    dtype = torch.get_default_dtype()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        try:
+            yield
+        finally:
+            torch._dynamo.reset()
+            torch._dynamo.config.load_config(dynamo_cfg)
+            torch._inductor.config.load_config(inductor_cfg)
+            torch.set_default_dtype(dtype)
+
+
+@pytest.fixture(scope="session")
+def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], submission: Any, device: Any,
+          grader_seed: int, _c_state: None) -> CRun:
+    """Train eagerly (if `C.correct` is selected) and through `compile_qlora`, once per session."""
+    import torch
+    import torch._dynamo
+
+    from grader.measure import dynamo
+    from grader.puzzle_c import oracles
+
+    kind = device.type if device.type in SPECS else "cpu"
+    spec = SPECS[kind]
+    dtype = torch.bfloat16
+    run = CRun(spec, make_schedule(vocab_size=spec.vocab_size, shapes=SHAPES[kind], device=device,
+                                   seed=grader_seed), dtype, device)
+    if _selected(request.session, "correct"):
+        model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
+        run.eager = oracles.train(model, run.schedule, dtype=dtype, device=device)
+        del model
+        _free(device)
+    model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
+    if _selected(request.session, "use_part_A"):
+        _probe_part_a(run, submission, model)
+    torch._dynamo.reset()
+    run.compiled = oracles.TrainRecord()
+    try:
+        # On a GPU, inductor's caches are off: compile time is then honest, and every graph is lowered
+        # (so max-autotune's matmul templates are seen). On CPU they stay on to keep CI short.
+        with dynamo.record(disable_inductor_caches=device.type == "cuda") as report:
+            run.dynamo = report
+            trained = compile_qlora(model)
+            if not isinstance(trained, torch.nn.Module):
+                raise TypeError(f"compile_qlora returned {type(trained).__name__}, expected a torch.nn.Module")
+            oracles.train(trained, run.schedule, dtype=dtype, device=device, record=run.compiled)
+    except Exception as exc:  # judged by every test, not raised here
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        run.error = f"{type(exc).__name__}: {exc}".strip()[:2000] + "\n" + "".join(tb[-4:])
+    del model
+    _free(device)
+    return run
+
+
+def _probe_part_a(run: CRun, submission: Any, model: Any) -> None:
+    """Find the ops the submission's own `dequantize_nf4` traces to, on one of the model's 4-bit weights."""
+    import bitsandbytes as bnb
+
+    from grader.measure.dynamo import ops_traced
+
+    if not submission.provides("A"):
+        return
+    layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    weight, quant_state = layer.weight.data, layer.weight.quant_state
+    try:
+        dequantize = submission.entry_point("A")
+        ops = ops_traced(lambda w: dequantize(w, quant_state), weight)
+    except Exception as exc:
+        run.part_a_error = f"the submission's dequantize_nf4 did not run under torch.compile here: " \
+                           f"{type(exc).__name__}: {str(exc)[:300]}"
+        return
+    run.part_a_ops = frozenset(op for op in ops if "::" in op and op.split("::")[0] not in ("aten", "prims"))
+
+
+def _free(device: Any) -> None:
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
