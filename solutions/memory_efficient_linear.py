@@ -131,62 +131,85 @@ def _tappable(linear: torch.nn.Module) -> bool:
     return type(linear) is torch.nn.Linear and not (linear._forward_hooks or linear._forward_pre_hooks)
 
 
+def _chunk_losses(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, linear: torch.nn.Module,
+                  labels: torch.Tensor, forward_function: ForwardFunction, chunk_size: int,
+                  want: tuple[bool, bool, bool], upstream: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, tuple[torch.Tensor | None, ...]]:
+    """Sum of `forward_function` over row chunks, and the gradients of `upstream * sum` w.r.t. X, weight, bias.
+
+    Gradients are formed only for the inputs flagged in `want`; with none flagged this is a plain chunked
+    forward. `upstream` None means 1.
+    """
+    want_x, want_w, want_b = want
+    rows = X.reshape(-1, X.shape[-1])
+    targets = labels.reshape(rows.shape[0], *labels.shape[X.dim() - 1:])
+    acc = _WeightGradAccumulator(weight, bias, want_w, want_b)
+    module = _TappedLinear(linear, acc) if _tappable(linear) else linear
+    direct = [(is_weight, p) for is_weight, p, w in ((True, weight, want_w), (False, bias, want_b)) if w]
+    dX = torch.empty_like(rows) if want_x else None
+    total = None
+    for start in range(0, rows.shape[0], chunk_size):
+        end = min(start + chunk_size, rows.shape[0])
+        x = rows[start:end].detach().requires_grad_(want_x)
+        with torch.set_grad_enabled(any(want)):
+            loss = forward_function(x, module, targets[start:end])
+        total = loss.detach().double() if total is None else total + loss.detach().double()
+        if not loss.requires_grad:  # no gradients wanted, or this chunk does not depend on them
+            if dX is not None:
+                dX[start:end] = 0
+            continue
+        wrt = ([x] if want_x else []) + [p for _, p in direct]
+        grads = list(torch.autograd.grad(loss, wrt, upstream, allow_unused=True))
+        if want_x:
+            gx = grads.pop(0)
+            dX[start:end] = 0 if gx is None else gx
+        for (is_weight, _), g in zip(direct, grads):
+            if g is None:
+                continue  # the usual case: the parameter was only reached through the tapped linear
+            if is_weight:
+                acc.dW += g
+            else:
+                acc.db += g.float()
+    if total is None:
+        raise ValueError("memory_efficient_linear: X has no rows")
+    return total.to(loss.dtype), (dX, *acc.finish())
+
+
 class _MemoryEfficientLinear(torch.autograd.Function):
-    """Sum of `forward_function` over row chunks; gradients formed chunk by chunk in forward."""
+    """Chunked `forward_function` sum. Gradients are formed in forward and scaled in backward, except in float16.
+
+    Scaling afterwards is exact to one rounding when the gradients have float32's exponent range (float32,
+    bfloat16). Float16 gradients underflow unless the upstream gradient (a GradScaler loss scale, say) is in
+    them before they are rounded, so float16 recomputes each chunk in backward with it.
+    """
 
     @staticmethod
     def forward(ctx, X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 linear: torch.nn.Module, labels: torch.Tensor, forward_function: ForwardFunction,
                 chunk_size: int) -> torch.Tensor:
-        want_x, want_w, want_b = ctx.needs_input_grad[:3]
-        rows = X.reshape(-1, X.shape[-1])
-        targets = labels.reshape(rows.shape[0], *labels.shape[X.dim() - 1:])
-        acc = _WeightGradAccumulator(weight, bias, want_w, want_b)
-        module = _TappedLinear(linear, acc) if _tappable(linear) else linear
-        direct = [(is_weight, p) for is_weight, p, want in ((True, weight, want_w), (False, bias, want_b)) if want]
-        dX = torch.empty_like(rows) if want_x else None
-        total, out_dtype = None, None
-        for start in range(0, rows.shape[0], chunk_size):
-            end = min(start + chunk_size, rows.shape[0])
-            x = rows[start:end].detach().requires_grad_(want_x)
-            with torch.set_grad_enabled(want_x or want_w or want_b):
-                loss = forward_function(x, module, targets[start:end])
-            out_dtype = loss.dtype
-            total = loss.detach().double() if total is None else total + loss.detach().double()
-            if not loss.requires_grad:  # this chunk does not depend on anything we differentiate
-                if dX is not None:
-                    dX[start:end] = 0
-                continue
-            wrt = ([x] if want_x else []) + [p for _, p in direct]
-            grads = list(torch.autograd.grad(loss, wrt, allow_unused=True))
-            del loss
-            if want_x:
-                gx = grads.pop(0)
-                dX[start:end] = 0 if gx is None else gx
-            for (is_weight, _), g in zip(direct, grads):
-                if g is None:
-                    continue  # the usual case: the parameter was only reached through the tapped linear
-                if is_weight:
-                    acc.dW += g
-                else:
-                    acc.db += g.float()
-        if total is None:
-            raise ValueError("memory_efficient_linear: X has no rows")
-        ctx.grads = (dX, *acc.finish())
+        want = tuple(ctx.needs_input_grad[:3])
+        ctx.deferred = any(want) and torch.float16 in (X.dtype, weight.dtype)
+        args = (X, weight, bias, linear, labels, forward_function, chunk_size)
+        loss, grads = _chunk_losses(*args, want=(False,) * 3 if ctx.deferred else want, upstream=None)
+        if ctx.deferred:
+            ctx.args, ctx.want = args, want
+        else:
+            ctx.grads = grads
         ctx.x_shape = X.shape
-        return total.to(out_dtype)
+        return loss
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        dX, dW, db = ctx.grads
-        ctx.grads = None  # hand the buffers over, so autograd can adopt them instead of copying
-        scale = grad_output.to(torch.float32)
+        if ctx.deferred:
+            _, (dX, dW, db) = _chunk_losses(*ctx.args, want=ctx.want, upstream=grad_output)
+            ctx.args = None
+        else:
+            (dX, dW, db), ctx.grads = ctx.grads, None  # hand the buffers over: autograd adopts them, no copy
+            scale = grad_output.to(torch.float32)
+            dX, dW, db = (None if g is None else g.mul_(scale) for g in (dX, dW, db))
         if dX is not None:
-            dX = dX.mul_(scale).reshape(ctx.x_shape)
-        if dW is not None:
-            dW = dW.mul_(scale)
-        if db is not None:
-            db = db.mul_(scale)
+            dX = dX.reshape(ctx.x_shape)
         return dX, dW, db, None, None, None, None
 
 

@@ -1,0 +1,1 @@
+"""Puzzle D (the notebook's E): memory-efficient linear + loss. See CONTRACT.md for the entry point."""

@@ -1,0 +1,35 @@
+"""D.correct, the gate: the cross-entropy loss and its gradients against the full-logit computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from grader.puzzle_d.oracles import cross_entropy
+from grader.puzzle_d.strategies import Problem, chunk_sizes, problems, upstream_scales
+
+CASES = problems().flatmap(lambda p: st.tuples(st.just(p), chunk_sizes(p.rows)))
+
+
+@pytest.mark.criterion("D", "correct")
+def test_result_comes_from_an_autograd_function(memory_efficient_linear, device):
+    X, linear, labels = Problem((3, 5), 8, 11, torch.float32, True, 0.0, 1.0, seed=0).build(device)
+    out = memory_efficient_linear(X.requires_grad_(), linear, labels, cross_entropy(labels), 4)
+    assert isinstance(out.grad_fn, torch.autograd.function.BackwardCFunction), (
+        f"D.correct: the result's grad_fn is {type(out.grad_fn).__name__}, not the backward of a "
+        "torch.autograd.Function")
+
+
+@pytest.mark.criterion("D", "correct")
+@example(case=(Problem((2, 7), 16, 50, torch.float32, True, 1.0, 1.0, seed=1), 3), upstream=2.0)  # all ignored
+@example(case=(Problem((13,), 9, 37, torch.bfloat16, True, 0.25, 4.0, seed=2), 1), upstream=-0.5)  # 1 row a chunk
+@example(case=(Problem((3, 10), 24, 101, torch.float32, False, 0.0, 1.0, seed=3), 7), upstream=3.0)  # remainder
+@example(case=(Problem((64,), 64, 32000, torch.float16, False, 0.0, 1.0, seed=4), 16), upstream=65536.0)  # loss scale
+@given(case=CASES, upstream=upstream_scales())
+def test_cross_entropy_matches_full_logits(judge, device, case, upstream):
+    """Mean over valid tokens with ignore_index; any rows, widths, dtype, mask density, chunk size, upstream."""
+    problem, chunk_size = case
+    X, linear, labels = problem.build(device)
+    judge("correct", repr(problem), X, linear, labels, cross_entropy(labels), chunk_size, upstream)

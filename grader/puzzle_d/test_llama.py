@@ -1,0 +1,77 @@
+"""D.llama_1B_training_loss_matches: a Llama whose LM head + loss run through the submission trains like the stock one.
+
+Random weights from a config, nothing downloaded: on a GPU the Llama-3.2-1B architecture, elsewhere a tiny
+one. Both copies start from the same weights and take the same AdamW steps on the same batches; the
+per-step losses and the final weights must agree. Float32 throughout (TF32 off), tied embeddings as in
+Llama-3.2-1B, so the LM head's gradient adds to the embedding's.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from grader.compare import assert_close
+from grader.puzzle_d.oracles import IGNORE_INDEX, cross_entropy
+
+LLAMA_3_2_1B = dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                    intermediate_size=8192, vocab_size=128256, max_position_embeddings=131072, rope_theta=500000.0,
+                    tie_word_embeddings=True)
+TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            intermediate_size=128, vocab_size=1000, max_position_embeddings=256, tie_word_embeddings=True)
+STEPS, LR = 5, 1e-3
+
+
+def _batches(vocab: int, bsz: int, seq: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(STEPS):
+        ids = torch.randint(0, vocab, (bsz, seq), generator=g)
+        labels = ids.clone()
+        labels[:, : seq // 4] = IGNORE_INDEX  # a prompt that does not count
+        out.append((ids.to(device), labels.to(device)))
+    return out
+
+
+def _train(model: torch.nn.Module, batches: list, loss_of: callable) -> list[float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+    losses = []
+    for ids, labels in batches:
+        loss = loss_of(model, ids, labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.criterion("D", "llama_1B_training_loss_matches")
+def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_detail):
+    """Stock `LlamaForCausalLM(labels=...)` loss against hidden states -> submission(lm_head, CE)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    on_gpu = device.type == "cuda"
+    config = LlamaConfig(**(LLAMA_3_2_1B if on_gpu else TINY), attn_implementation="eager")
+    bsz, seq = (2, 512) if on_gpu else (2, 48)
+    torch.manual_seed(0)
+    stock = LlamaForCausalLM(config).to(device)
+    ours = copy.deepcopy(stock)
+    batches = _batches(config.vocab_size, bsz, seq, device)
+
+    def chunked(model, ids, labels):
+        hidden = model.model(input_ids=ids).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
+        return memory_efficient_linear(hidden, model.lm_head, targets, cross_entropy(targets), 256 if on_gpu else 16)
+
+    expected = _train(stock, batches, lambda m, ids, labels: m(input_ids=ids, labels=labels).loss)
+    got = _train(ours, batches, chunked)
+    name = "Llama-3.2-1B architecture" if on_gpu else "tiny Llama"
+    criterion_detail(f"{name}, random weights, {STEPS} AdamW steps: losses {['%.5f' % v for v in got]} vs stock "
+                     f"{['%.5f' % v for v in expected]}")
+    assert_close(torch.tensor(got), torch.tensor(expected), atol=1e-4, rtol=1e-4,
+                 what=f"D.llama_1B_training_loss_matches: per-step training loss ({name})")
+    for (name_p, p), q in zip(ours.named_parameters(), stock.parameters()):
+        assert_close(p.detach(), q.detach(), atol=1e-5, rtol=1e-4,
+                     what=f"D.llama_1B_training_loss_matches: weight {name_p} after {STEPS} steps")
