@@ -46,7 +46,7 @@ def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float
             f"{what}: {int(bad.sum())} of {a.numel()} elements differ beyond atol={atol:g}, rtol={rtol:g} "
             f"(max abs error {err.max().item():.3g} at flat index {int(flat[worst])}); first at {idx}: "
             f"got {[a[i].item() for i in idx]}, expected {[e[i].item() for i in idx]}")
-    if e[fin].abs().max().item() > 0 and a[fin].abs().max().item() == 0:
+    if fin.any() and e[fin].abs().max().item() > 0 and a[fin].abs().max().item() == 0:
         reasons.append(f"{what}: the output is all zeros but the reference is not")
     return reasons
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shlex
 import sys
 import zlib
@@ -213,17 +214,18 @@ def _failure_message(report: pytest.TestReport) -> str:
     message = message.split("\nassert ")[0]  # the test's own message, not pytest's re-evaluation
     if report.when != "call":
         message = f"error in {report.when}: {message}"
-    text = report.longreprtext
-    example = []
-    if "Falsifying example" in text:
-        lines = text.splitlines()
-        start = next(i for i, line in enumerate(lines) if "Falsifying example" in line)
-        for line in lines[start:]:
-            if not line.strip() and len(example) > 1:
+    lines = [re.sub(r"^E\s{0,7}", "", line).rstrip() for line in report.longreprtext.splitlines()]
+    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith("Falsifying example")]
+    example: list[str] = []
+    if starts:  # Hypothesis' shrunk example, up to its @reproduce_failure line
+        for line in lines[starts[-1]:]:
+            if example and (not line.strip() or line.lstrip().startswith("Falsifying example")):
+                if any("reproduce_failure" in e for e in example):
+                    break
+                continue
+            example.append(line)
+            if "reproduce_failure" in line:
                 break
-            example.append(line.strip())
-        blob = [line.strip() for line in lines if "@reproduce_failure" in line]
-        example += blob[:1]
     return "\n".join([message, *example])
 
 

@@ -51,7 +51,7 @@ def main(out_dir: Path) -> None:
               f"{t['fast_dequantize'].median_us / t[best].median_us:.2f}x fast, {100 * floor_us / t[best].median_us:.0f}% bw",
               flush=True)
         print("   ", " ".join(f"{k[3:]}={t[k].median_us:.1f}" for k in t if k.startswith("cfg")), flush=True)
-    nf4._GPU_BLOCKS_BYTES, nf4._GPU_WARPS = 1024, 4
+    nf4._GPU_BLOCKS_BYTES, nf4._GPU_WARPS = 1024, 2
     q = oracles.quantize(WeightCase((64, 64), torch.bfloat16, 1.0, False, False, seed=0).make("cuda"))
     with record_launches() as log:
         nf4.dequantize_nf4(q.weight, q.quant_state)
@@ -63,5 +63,36 @@ def main(out_dir: Path) -> None:
     (out_dir / "a_sweep.json").write_text(json.dumps(results, indent=1, default=str))
 
 
+
+
+def host_overhead(out_dir: Path) -> None:
+    """Per-call cost of the notebook protocol (one call, then synchronize) on a small weight."""
+    import time
+
+    q = oracles.quantize(WeightCase((1024, 4096), torch.bfloat16, 1.0, False, False, seed=0).make("cuda"))
+    fns = {"jit": False, "direct": True}
+    rows = {}
+    for name, direct in fns.items():
+        nf4._DIRECT_LAUNCH = direct
+        for _ in range(20):
+            nf4.dequantize_nf4(q.weight, q.quant_state)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(3000):
+            nf4.dequantize_nf4(q.weight, q.quant_state)
+            torch.cuda.synchronize()
+        rows[name] = (time.perf_counter() - t) / 3000 * 1e6
+    t = time.perf_counter()
+    for _ in range(3000):
+        oracles.fast_dequantize(q.weight, q.quant_state)
+        torch.cuda.synchronize()
+    rows["fast_dequantize"] = (time.perf_counter() - t) / 3000 * 1e6
+    nf4._DIRECT_LAUNCH = True
+    print("protocol µs per call (1024x4096 bf16):", {k: round(v, 1) for k, v in rows.items()}, flush=True)
+    (out_dir / "a_host_overhead.json").write_text(json.dumps(rows))
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    host_overhead(Path(sys.argv[1]))
+    if "--overhead-only" not in sys.argv:
+        main(Path(sys.argv[1]))

@@ -94,10 +94,35 @@ def _nf4_dequant_kernel(
 
 
 _OUT_KIND = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2}
-# Blocks per program. GPU: 32 blocks of 64 (1024 packed bytes, 2048 outputs) with 4 warps, the best of
-# the sweep recorded in BENCHMARKS.md. The interpreter pays per program instance, so it takes big tiles.
-_GPU_BLOCKS_BYTES, _GPU_WARPS = 1024, 4
+# Packed bytes per program and warps. GPU: 1024 bytes (2048 outputs) with 2 warps was within 2% of the
+# best of 15 configurations on all six notebook weights (H100, scripts/a_gpu_sweep.py, BENCHMARKS.md).
+# The interpreter pays per program instance, so it takes big tiles.
+_GPU_BLOCKS_BYTES, _GPU_WARPS = 1024, 2
 _INTERPRETER_BLOCKS_BYTES = 1 << 16
+
+
+# Compiled kernels by specialisation, launched without Triton's JIT front end (argument binding and
+# cache-key hashing on every call), which the notebook's one-call-then-synchronize protocol pays in full.
+_COMPILED: dict[tuple, object] = {}
+_DIRECT_LAUNCH = True
+
+
+def _specialisation(args: tuple, consts: tuple) -> tuple:
+    """What Triton specialises a launch on: dtypes, 16-byte alignment, ints equal to 1 or multiples of 16."""
+    key: list[object] = [args[0].device.index, _GPU_WARPS, *consts]
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            key += [a.dtype, a.data_ptr() % 16 == 0]
+        else:
+            key += [a == 1, a % 16 == 0]
+    return tuple(key)
+
+
+def _jit_launch(grid: tuple, args: tuple, consts: tuple):
+    blocksize, blocksize2, blocks, nested, out_kind, use_asm = consts
+    return _nf4_dequant_kernel[grid](
+        *args, BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested, OUT_KIND=out_kind,
+        USE_ASM=use_asm, num_warps=_GPU_WARPS, enable_fp_fusion=False)
 
 
 def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | None, absmax2: torch.Tensor | None,
@@ -119,13 +144,18 @@ def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | No
     blocks = max(1, triton.next_power_of_2(per_program))
     grid = (triton.cdiv(triton.cdiv(n_elements, blocksize), blocks),)
     dummy = absmax  # never read when not nested
-    _nf4_dequant_kernel[grid](
-        packed, absmax, code2 if nested else dummy, absmax2 if nested else dummy,
-        offset if nested else dummy, code, out_arg, n_elements, words,
-        BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested,
-        OUT_KIND=_OUT_KIND[dtype], USE_ASM=not _INTERPRET and packed.is_cuda,
-        num_warps=_GPU_WARPS, enable_fp_fusion=False,
-    )
+    args = (packed, absmax, code2 if nested else dummy, absmax2 if nested else dummy, offset if nested else dummy,
+            code, out_arg, n_elements, words)
+    consts = (blocksize, blocksize2, blocks, nested, _OUT_KIND[dtype], not _INTERPRET and packed.is_cuda)
+    if _INTERPRET or not _DIRECT_LAUNCH:
+        _jit_launch(grid, args, consts)
+    else:
+        key = _specialisation(args, consts)
+        kernel = _COMPILED.get(key)
+        if kernel is None:
+            _COMPILED[key] = _jit_launch(grid, args, consts)
+        else:
+            kernel[grid](*args, *consts)
     return out if dtype == torch.float32 or n_elements % 2 == 0 else out[:n_elements]
 
 

@@ -1,8 +1,9 @@
 """Which Triton kernels a call launches, with their compile-time arguments and (on a GPU) compiled code.
 
-On a GPU, `JITFunction.run` is wrapped to capture the `CompiledKernel` of every launch (its TTIR shows
-inline asm and cache hints), and Triton's `launch_enter_hook` counts every compiled launch, including
-ones that bypass the JIT front end. Under the interpreter, `GridExecutor.__call__` is wrapped instead.
+On a GPU, `CompiledKernel.launch_metadata`, which Triton calls on every launch of a compiled kernel
+(through the JIT front end or straight through `compiled[grid](...)`), is wrapped to capture the kernel
+(its TTIR shows inline asm and cache hints; its source recompiles for other targets), and Triton's
+`launch_enter_hook` counts launches as well. Under the interpreter, `GridExecutor.__call__` is wrapped.
 """
 
 from __future__ import annotations
@@ -81,20 +82,17 @@ def _record(launch: Launch) -> None:
 def record_launches() -> Iterator[LaunchLog]:
     """Record the Triton launches made inside the block (nests; patches are undone on exit)."""
     import triton
-    from triton.runtime import interpreter, jit
+    from triton.compiler.compiler import CompiledKernel
+    from triton.runtime import interpreter
 
     log = LaunchLog()
     _ACTIVE.append(log)
-    original_run = jit.JITFunction.run
+    original_metadata = CompiledKernel.launch_metadata
     original_grid_call = interpreter.GridExecutor.__call__
 
-    def run(self, *args, grid, warmup, **kwargs):
-        kernel = original_run(self, *args, grid=grid, warmup=warmup, **kwargs)
-        if not warmup:
-            launch = _describe(self.fn, self.arg_names, {p.name for p in self.params if p.is_constexpr}, args, kwargs)
-            launch.grid, launch.compiled = grid, kernel
-            _record(launch)
-        return kernel
+    def launch_metadata(self, grid, stream, *args):
+        _record(Launch(self.name, grid, jit_fn=getattr(getattr(self, "src", None), "fn", None), compiled=self))
+        return original_metadata(self, grid, stream, *args)
 
     def grid_call(self, *args, **kwargs):
         launch = _describe(self.fn, self.arg_names, set(self.constexprs), args, kwargs)
@@ -111,7 +109,7 @@ def record_launches() -> Iterator[LaunchLog]:
     def hook(metadata: Any) -> None:
         log.hooked_launches += 1
 
-    jit.JITFunction.run = run
+    CompiledKernel.launch_metadata = launch_metadata
     interpreter.GridExecutor.__call__ = grid_call
     hooks = triton.knobs.runtime.launch_enter_hook
     hooks.add(hook)
@@ -119,15 +117,15 @@ def record_launches() -> Iterator[LaunchLog]:
         yield log
     finally:
         hooks.remove(hook)
-        jit.JITFunction.run = original_run
+        CompiledKernel.launch_metadata = original_metadata
         interpreter.GridExecutor.__call__ = original_grid_call
         _ACTIVE.remove(log)
 
 
 INLINE_ASM = re.compile(r"tt\.elementwise_inline_asm")
 # Eviction policies and cache modifiers on tt.load/tt.store, in the TTIR spellings of Triton 3.6 and 3.9.
-CACHE_HINT = re.compile(r"eviction_policy = evict_(?:first|last)|cache_modifier = (?:ca|cg|cs|cv|wb|wt)"
-                        r"|\bevict = [23] : i32|\bcache = [2-7] : i32")
+CACHE_HINT = re.compile(r"(?:eviction_policy|evictionPolicy) = evict_(?:first|last)"
+                        r"|(?:cache_modifier|cacheModifier) = (?:ca|cg|cs|cv|wb|wt)")
 
 
 def compile_for(launch: Launch, capability: int) -> tuple[bool, str, str | None]:
@@ -140,11 +138,17 @@ def compile_for(launch: Launch, capability: int) -> tuple[bool, str, str | None]
     from triton.compiler import ASTSource
     from triton.runtime.jit import JITFunction
 
+    keep = ("num_warps", "num_stages", "enable_fp_fusion")
     try:
-        jf = launch.jit_fn if isinstance(launch.jit_fn, JITFunction) else JITFunction(launch.jit_fn)
-        signature = {name: launch.signature.get(name, "constexpr") for name in jf.arg_names}
-        src = ASTSource(jf, signature, constexprs=launch.constexprs)
-        options = {k: v for k, v in launch.options.items() if k in ("num_warps", "num_stages", "enable_fp_fusion")}
+        if launch.compiled is not None:  # a GPU launch: recompile its own source and options
+            src = launch.compiled.src
+            meta = launch.compiled.metadata
+            options = {k: getattr(meta, k) for k in keep if hasattr(meta, k)}
+        else:
+            jf = launch.jit_fn if isinstance(launch.jit_fn, JITFunction) else JITFunction(launch.jit_fn)
+            signature = {name: launch.signature.get(name, "constexpr") for name in jf.arg_names}
+            src = ASTSource(jf, signature, constexprs=launch.constexprs)
+            options = {k: v for k, v in launch.options.items() if k in keep}
         compiled = triton.compile(src, target=GPUTarget("cuda", capability, 32), options=options)
         return True, f"compiles for sm_{capability}", compiled.asm.get("ttir")
     except Exception as exc:  # the compiler's own error text is the useful part

@@ -35,7 +35,8 @@ class WeightCase:
         if self.zero_blocks and n >= BLOCK:
             blocks = torch.randint(0, n // BLOCK, (max(1, n // (BLOCK * 8)),), generator=g)
             w.view(-1)[: (n // BLOCK) * BLOCK].view(-1, BLOCK)[blocks] = 0
-        return w.view(self.shape).to(self.dtype).to(device)
+        limit = torch.finfo(self.dtype).max / 4  # finite in the dtype, with room for the absmax code
+        return w.clamp(-limit, limit).view(self.shape).to(self.dtype).to(device)
 
 
 def numels(*, max_numel: int) -> st.SearchStrategy[int]:

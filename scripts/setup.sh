@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the grader and what it needs into the active Python (a venv is fine).
+# torch is installed only when missing, so a GPU user's CUDA build stays; on a machine without an
+# NVIDIA driver the CPU-only build is taken (set TORCH_SPEC to choose another, e.g. "torch==2.11.0").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    "$PY" -m pip install -q "${TORCH_SPEC:-torch}"
+  else
+    "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
+  fi
+fi
+"$PY" -m pip install -q -e .
+"$PY" -c "import torch, triton, bitsandbytes, transformers, peft, hypothesis; print('installed: torch', torch.__version__, '| triton', triton.__version__, '| bitsandbytes', bitsandbytes.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)" 2>&1 | grep -v "kernels-community"

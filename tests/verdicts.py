@@ -1,0 +1,38 @@
+"""Run the grader on a submission in a subprocess and return its scorecard JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BROKEN = REPO / "tests" / "broken"
+# Fixed, so a verdict test that fails can be replayed exactly.
+SEED = 20261125
+
+
+def grade(pytester: pytest.Pytester, submission: str | Path, *, puzzles: tuple[str, ...],
+          criteria: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Grade `submission` on `puzzles` (optionally only `criteria`, as 'A.correct') with the ci profile."""
+    score = pytester.path / "score.json"
+    args = [str(REPO / "grader"), "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q",
+            "--submission", str(submission), "--score-json", str(score), "--hypothesis-profile", "ci",
+            "--grader-seed", str(SEED)]
+    for p in puzzles:
+        args += ["--puzzle", p]
+    for c in criteria:
+        args += ["--criterion", c]
+    result = pytester.runpytest_subprocess(*args, *extra)
+    assert score.exists(), f"the grader wrote no scorecard (exit {result.ret}):\n{result.stdout.str()[-3000:]}"
+    card = json.loads(score.read_text())
+    card["exit_code"] = int(result.ret)
+    card["output"] = result.stdout.str()
+    return card
+
+
+def statuses(card: dict[str, Any], puzzle: str) -> dict[str, str]:
+    """criterion -> status for one puzzle of a scorecard."""
+    return {name: c["status"] for name, c in card["puzzles"][puzzle]["criteria"].items()}
