@@ -48,6 +48,7 @@ class Recompile:
 class GraphContent:
     """One captured FX graph (nested subgraphs included): the ops it calls and the modules they came from."""
 
+    frame: str  # the compiled frame's function, "name (file:line)"
     ops: frozenset[str]
     module_classes: frozenset[str]
     op_modules: frozenset[tuple[str, str]]  # (op, class name of each enclosing module)
@@ -65,8 +66,9 @@ class GraphContent:
 class DynamoReport:
     """Everything dynamo did inside one `record()` block."""
 
-    compilations: int = 0  # graphs compiled (counters["stats"]["unique_graphs"])
+    compilations: int = 0  # graphs compiled so far (one per backend call; as counters["stats"]["unique_graphs"])
     frames_compiled: int = 0  # frames converted (counters["frames"]["ok"])
+    ignored_compilations: int = 0  # graphs of frames under `record(ignore=...)`, not counted above
     graph_breaks: list[GraphBreak] = field(default_factory=list)
     recompiles: list[Recompile] = field(default_factory=list)
     graphs: list[GraphContent] = field(default_factory=list)
@@ -94,8 +96,16 @@ def _class_name(cls: Any) -> str:
     return cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def summarize_graph(gm: Any) -> GraphContent:
-    """The ops and enclosing module classes of a dynamo FX graph and every graph nested in it."""
+def _frame(code: Any) -> str:
+    return f"{code.co_name} ({code.co_filename}:{code.co_firstlineno})" if code is not None else "unknown frame"
+
+
+def summarize_graph(gm: Any, frame: str = "unknown frame", frame_module: Any = None) -> GraphContent:
+    """The ops and enclosing module classes of a dynamo FX graph and every graph nested in it.
+
+    `frame_module` is the module whose method was compiled (a compiled `forward` called directly is not in
+    its graph's `nn_module_stack`); it counts as enclosing every op.
+    """
     import torch.fx
 
     ops: set[str] = set()
@@ -109,12 +119,14 @@ def summarize_graph(gm: Any) -> GraphContent:
                 continue
             op = _op_name(node)
             ops.add(op)
-            stack = node.meta.get("nn_module_stack") or {}
-            for _path, cls in stack.values():
+            stack = list((node.meta.get("nn_module_stack") or {}).values())
+            if isinstance(frame_module, torch.nn.Module):
+                stack.append(("self", type(frame_module)))
+            for _path, cls in stack:
                 name = _class_name(cls)
                 classes.add(name)
                 pairs.add((op, name))
-    return GraphContent(frozenset(ops), frozenset(classes), frozenset(pairs))
+    return GraphContent(frame, frozenset(ops), frozenset(classes), frozenset(pairs))
 
 
 class _Collect(logging.Handler):
@@ -143,9 +155,12 @@ def _graph_breaks(counted: dict[str, int], logged: list[str]) -> list[GraphBreak
 
 
 @contextmanager
-def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: bool = False) -> Iterator[DynamoReport]:
+def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: bool = False,
+           ignore: tuple[str, ...] = ()) -> Iterator[DynamoReport]:
     """Count what dynamo compiles inside the block; the report is filled in when the block exits.
 
+    Frames whose file path starts with one of `ignore` (a library's own internal compiles) are left out
+    of the graphs, compilations and recompiles, and counted in `ignored_compilations`.
     Clears dynamo's counters and guard-failure log first (so earlier compiles, bitsandbytes' own
     included, do not count). With `fail_on_recompile_limit`, a frame that reaches the recompile limit
     raises instead of silently running eager for the rest of the block.
@@ -161,7 +176,14 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
     original = output_graph.OutputGraph.call_user_compiler
 
     def capturing(self: Any, gm: Any, example_inputs: list[Any]) -> Any:
-        report.graphs.append(summarize_graph(gm))
+        tx = getattr(self, "root_tx", None)
+        code = getattr(tx, "f_code", None)
+        if code is not None and code.co_filename.startswith(ignore):
+            report.ignored_compilations += 1
+        else:
+            frame_self = (getattr(tx, "f_locals", None) or {}).get("self")
+            report.graphs.append(summarize_graph(gm, _frame(code), frame_self))
+            report.compilations += 1
         return original(self, gm, example_inputs)
 
     selector = select_algorithm.AlgorithmSelectorCache.__call__
@@ -193,20 +215,15 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
         for log, level, handlers in saved:
             log.handlers = handlers
             log.setLevel(level)
-        report.compilations = int(utils.counters["stats"]["unique_graphs"])
         report.frames_compiled = int(utils.counters["frames"]["ok"])
         report.graph_breaks = _graph_breaks(dict(utils.counters["graph_break"]), breaks.messages)
-        report.recompiles = [
-            Recompile(f"{code.co_name} ({code.co_filename}:{code.co_firstlineno})", reason.strip())
-            for code, reasons in utils.guard_failures.items() for reason in reasons]
-        report.recompile_limit_hits = [m for m in limit_hits.messages if "recompile_limit" in m]
-
-
-def compilations_so_far() -> int:
-    """Graphs compiled since the last `record()` began (for per-step accounting inside the block)."""
-    from torch._dynamo import utils
-
-    return int(utils.counters["stats"]["unique_graphs"])
+        # A cache miss logs one reason per cache entry it tried; keep each distinct guard failure once.
+        distinct = {Recompile(_frame(code), re.sub(r"^\S+: ", "", reason.strip())): None
+                    for code, reasons in utils.guard_failures.items() if not code.co_filename.startswith(ignore)
+                    for reason in reasons}
+        report.recompiles = list(distinct)
+        report.recompile_limit_hits = [m for m in limit_hits.messages if "recompile_limit" in m
+                                       and not any(path in m for path in ignore)]
 
 
 def ops_traced(fn: Any, *args: Any) -> frozenset[str]:

@@ -8,6 +8,7 @@ under `grader.measure.dynamo.record()`. A crash is kept, not raised: every test 
 from __future__ import annotations
 
 import gc
+import os
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -88,6 +89,7 @@ def _c_state() -> Iterator[None]:
 def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], submission: Any, device: Any,
           grader_seed: int, _c_state: None) -> CRun:
     """Train eagerly (if `C.correct` is selected) and through `compile_qlora`, once per session."""
+    import bitsandbytes as bnb
     import torch
     import torch._dynamo
 
@@ -112,15 +114,22 @@ def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], sub
     try:
         # On a GPU, inductor's caches are off: compile time is then honest, and every graph is lowered
         # (so max-autotune's matmul templates are seen). On CPU they stay on to keep CI short.
-        with dynamo.record(disable_inductor_caches=device.type == "cuda") as report:
+        # bitsandbytes' CPU kernels torch.compile themselves when they run; those graphs are not the
+        # submission's and are left out of every count.
+        with dynamo.record(disable_inductor_caches=device.type == "cuda",
+                           ignore=(os.path.dirname(bnb.__file__),)) as report:
             run.dynamo = report
             trained = compile_qlora(model)
             if not isinstance(trained, torch.nn.Module):
                 raise TypeError(f"compile_qlora returned {type(trained).__name__}, expected a torch.nn.Module")
-            oracles.train(trained, run.schedule, dtype=dtype, device=device, record=run.compiled)
+            oracles.train(trained, run.schedule, dtype=dtype, device=device, record=run.compiled,
+                          compilations=lambda: report.compilations)
     except Exception as exc:  # judged by every test, not raised here
-        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        run.error = f"{type(exc).__name__}: {exc}".strip()[:2000] + "\n" + "".join(tb[-4:])
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        run.error = f"{type(exc).__name__}: {str(exc)[:1500]} ({where.filename}:{where.lineno})"
+        hits = run.dynamo.recompile_limit_hits if run.dynamo else []
+        if hits:
+            run.error += "\n" + "\n".join(" ".join(line.strip() for line in h.splitlines()[:3]) for h in hits)
     del model
     _free(device)
     return run

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grader.measure.dynamo import compilations_so_far
+from typing import Callable
 from grader.puzzle_c.builders import Schedule
 
 LEARNING_RATE = 1e-3  # larger than the notebook's 2e-4 so that a few steps move the adapters measurably
@@ -68,8 +68,11 @@ def _sync(device: torch.device) -> None:
 
 
 def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, device: torch.device,
-          record: TrainRecord | None = None) -> TrainRecord:
-    """Train `module` over `schedule`; fills `record` as it goes (so a crash leaves what was measured)."""
+          record: TrainRecord | None = None, compilations: Callable[[], int] = lambda: 0) -> TrainRecord:
+    """Train `module` over `schedule`; fills `record` as it goes (so a crash leaves what was measured).
+
+    `compilations()` counts graphs compiled so far; each micro-batch logs how many it added.
+    """
     record = record if record is not None else TrainRecord()
     params = trainable_weights(module)
     record.initial_weights = {k: v.detach().clone() for k, v in params.items()}
@@ -84,14 +87,14 @@ def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, de
         num_items = torch.tensor(items, device=device)
         total = torch.zeros((), device=device)
         for mb in micro_batches:
-            before, t0 = compilations_so_far(), time.perf_counter()
+            before, t0 = compilations(), time.perf_counter()
             with torch.autocast(device.type, dtype=dtype):
                 out = module(input_ids=mb.input_ids, attention_mask=mb.attention_mask, labels=mb.labels,
                              num_items_in_batch=num_items)
             out.loss.backward()
             total += out.loss.detach().float()
             _sync(device)
-            record.micro.append(MicroStep(step, *mb.shape, compilations_so_far() - before, time.perf_counter() - t0))
+            record.micro.append(MicroStep(step, *mb.shape, compilations() - before, time.perf_counter() - t0))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         record.losses.append(float(total))
