@@ -20,4 +20,8 @@ __all__ = list(_ENTRY_POINTS)
 def __getattr__(name: str) -> Any:
     if name not in _ENTRY_POINTS:
         raise AttributeError(f"module 'solutions' has no attribute {name!r}")
-    return getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+    value = getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+    # Importing solutions.memory_efficient_linear binds the submodule under the same name on this package;
+    # rebind the function, or the next lookup finds the module.
+    globals()[name] = value
+    return value

@@ -56,7 +56,8 @@ def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_deta
     config = LlamaConfig(**(LLAMA_3_2_1B if on_gpu else TINY), attn_implementation="eager")
     bsz, seq = (2, 512) if on_gpu else (2, 48)
     torch.manual_seed(0)
-    stock = LlamaForCausalLM(config).to(device)
+    with torch.device(device):
+        stock = LlamaForCausalLM(config)
     ours = copy.deepcopy(stock)
     batches = _batches(config.vocab_size, bsz, seq, device)
 
