@@ -142,7 +142,7 @@ def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | No
         out_arg = out.view(torch.int32)
     per_program = (_INTERPRETER_BLOCKS_BYTES if _INTERPRET else _GPU_BLOCKS_BYTES) // (blocksize // 2)
     blocks = max(1, triton.next_power_of_2(per_program))
-    grid = (triton.cdiv(triton.cdiv(n_elements, blocksize), blocks),)
+    grid = (triton.cdiv(triton.cdiv(n_elements, blocksize), blocks), 1, 1)
     dummy = absmax  # never read when not nested
     args = (packed, absmax, code2 if nested else dummy, absmax2 if nested else dummy, offset if nested else dummy,
             code, out_arg, n_elements, words)

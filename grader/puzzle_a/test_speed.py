@@ -21,6 +21,35 @@ from grader.puzzle_a.test_notebook import MLP, NOTEBOOK_CASES
 ROTATING_INPUTS = 3  # MLP copies per shape, so no call finds its weight in L2 from the previous one
 # A call this much faster than moving its bytes at the measured copy bandwidth is not believable.
 SUSPECT_FRACTION_OF_FLOOR = 0.9
+# The speedup is measured in two independent passes; farther apart than this, it is not a measurement.
+MAX_RATIO_DRIFT = 0.03
+
+
+def _kernel_times(dequantize_nf4, mlps_by_case, bandwidth: float) -> tuple[dict[str, float], list[str], list[str]]:
+    """Summed median kernel times over the notebook's nine weights, per-weight lines, suspect timings."""
+    totals = {"candidate": 0.0, "fast_dequantize": 0.0, "bnb": 0.0}
+    lines, suspect = [], []
+    for mlps in mlps_by_case:
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            layers = [getattr(mlp, proj).weight for mlp in mlps]
+            fns = {
+                "candidate": lambda i: dequantize_nf4(layers[i], layers[i].quant_state),
+                "fast_dequantize": lambda i: oracles.fast_dequantize(layers[i], layers[i].quant_state),
+                "bnb": lambda i: oracles.bnb_dequantize(oracles.Quantized(layers[i], layers[i].quant_state, layers[i])),
+            }
+            t = time_interleaved(fns, n_inputs=ROTATING_INPUTS)
+            for name in totals:
+                totals[name] += t[name].median_us
+            qs = layers[0].quant_state
+            floor_us = _bytes_moved(qs) / bandwidth * 1e6
+            cand = t["candidate"].median_us
+            if cand < SUSPECT_FRACTION_OF_FLOOR * floor_us:
+                suspect.append(f"{proj} {tuple(qs.shape)}: {cand:.1f} µs < floor {floor_us:.1f} µs")
+            lines.append(f"{proj} {tuple(qs.shape)} {str(qs.dtype)[6:]}: candidate "
+                         f"{t['candidate'].summary()}, fast_dequantize {t['fast_dequantize'].summary()} "
+                         f"({t['fast_dequantize'].median_us / cand:.2f}x), bnb {t['bnb'].summary()} "
+                         f"({t['bnb'].median_us / cand:.2f}x), {100 * floor_us / cand:.0f}% of copy bandwidth")
+    return totals, lines, suspect
 
 
 def _bytes_moved(quant_state) -> int:
@@ -34,31 +63,14 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
     if device.type != "cuda":
         not_measured("speed is measured on a GPU only")
     bandwidth = copy_bandwidth()
-    totals = {"candidate": 0.0, "fast_dequantize": 0.0, "bnb": 0.0}
-    lines, suspect = [], []
     mlps_by_case = []
     for bsz, qlen, hd, m, seed, dtype in NOTEBOOK_CASES:
         torch.manual_seed(seed)
-        mlps = [MLP(hd, m, dtype, device) for _ in range(ROTATING_INPUTS)]
-        mlps_by_case.append(mlps)
-        for proj in ("gate_proj", "up_proj", "down_proj"):
-            layers = [getattr(mlp, proj).weight for mlp in mlps]
-            fns = {
-                "candidate": lambda i: dequantize_nf4(layers[i], layers[i].quant_state),
-                "fast_dequantize": lambda i: oracles.fast_dequantize(layers[i], layers[i].quant_state),
-                "bnb": lambda i: oracles.bnb_dequantize(oracles.Quantized(layers[i], layers[i].quant_state, layers[i])),
-            }
-            t = time_interleaved(fns, n_inputs=ROTATING_INPUTS)
-            for name in totals:
-                totals[name] += t[name].median_us
-            floor_us = _bytes_moved(layers[0].quant_state) / bandwidth * 1e6
-            cand = t["candidate"].median_us
-            if cand < SUSPECT_FRACTION_OF_FLOOR * floor_us:
-                suspect.append(f"{proj} {hd}x{m}: {cand:.1f} µs < floor {floor_us:.1f} µs")
-            lines.append(f"{proj} {tuple(layers[0].quant_state.shape)} {str(dtype)[6:]}: candidate "
-                         f"{t['candidate'].summary()}, fast_dequantize {t['fast_dequantize'].summary()} "
-                         f"({t['fast_dequantize'].median_us / cand:.2f}x), bnb {t['bnb'].summary()} "
-                         f"({t['bnb'].median_us / cand:.2f}x), {100 * floor_us / cand:.0f}% of copy bandwidth")
+        mlps_by_case.append([MLP(hd, m, dtype, device) for _ in range(ROTATING_INPUTS)])
+    first, lines, suspect = _kernel_times(dequantize_nf4, mlps_by_case, bandwidth)
+    second, _, _ = _kernel_times(dequantize_nf4, mlps_by_case, bandwidth)
+    ratios = [t["fast_dequantize"] / t["candidate"] for t in (first, second)]
+    totals = first
 
     def protocol(fx, mlps):
         for _ in range(1000):
@@ -74,14 +86,23 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
     start = synchronized_perf_counter()
     notebook_protocol(oracles.fast_dequantize)
     baseline_protocol_s = synchronized_perf_counter() - start
+    start = synchronized_perf_counter()
     benchmark.pedantic(notebook_protocol, args=(dequantize_nf4,), rounds=1, iterations=1, warmup_rounds=0)
-    ratio = totals["fast_dequantize"] / totals["candidate"]
+    candidate_protocol_s = synchronized_perf_counter() - start
+    ratio = ratios[0]
     benchmark.extra_info.update(
-        kernel_speedup=ratio, copy_bandwidth_gbs=bandwidth / 1e9, per_weight=lines,
-        fast_dequantize_protocol_s=baseline_protocol_s, bnb_kernel_speedup=totals["bnb"] / totals["candidate"])
-    summary = (f"{ratio:.3f}x fast_dequantize over the notebook's 9 weights "
+        kernel_speedup=ratio, kernel_speedup_second_pass=ratios[1], copy_bandwidth_gbs=bandwidth / 1e9,
+        per_weight=lines, fast_dequantize_protocol_s=baseline_protocol_s, candidate_protocol_s=candidate_protocol_s,
+        bnb_kernel_speedup=totals["bnb"] / totals["candidate"])
+    summary = (f"{ratio:.3f}x fast_dequantize in kernel time over the notebook's 9 weights "
                f"({totals['bnb'] / totals['candidate']:.2f}x bnb dequantize_4bit); copy {bandwidth / 1e9:.0f} GB/s; "
-               f"notebook protocol: fast_dequantize {baseline_protocol_s:.2f} s")
+               f"notebook protocol (x1000, synchronised): {candidate_protocol_s:.3f} s vs fast_dequantize "
+               f"{baseline_protocol_s:.3f} s ({baseline_protocol_s / candidate_protocol_s:.2f}x)")
     assert not suspect, "timings faster than the memory floor (suspect, not rewarded): " + "; ".join(suspect)
+    drift = abs(ratios[0] - ratios[1]) / ratios[0]
+    if drift > MAX_RATIO_DRIFT:
+        not_measured(f"timing unstable on this machine: the speedup measured twice gave {ratios[0]:.3f}x and "
+                     f"{ratios[1]:.3f}x ({100 * drift:.1f}% apart, limit {100 * MAX_RATIO_DRIFT:.0f}%); rerun on a quiet GPU")
+    summary += f"; second pass {ratios[1]:.3f}x ({100 * drift:.1f}% apart)"
     criterion_detail(summary + "\n" + "\n".join(lines), value=ratio)
     assert ratio >= 1.15, f"speedup {ratio:.3f}x is below the rubric's top step (1.15x): {summary}"
