@@ -24,10 +24,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from grader.measure.memory import cuda_peak  # noqa: E402
 from grader.puzzle_d.oracles import cross_entropy  # noqa: E402
 from grader.puzzle_d.baselines import available_baselines  # noqa: E402
+import solutions.memory_efficient_linear as reference  # noqa: E402
 from solutions.memory_efficient_linear import memory_efficient_linear  # noqa: E402
 from tests.broken.d_plain_control import memory_efficient_linear as plain_control  # noqa: E402
 
 B, T, H, V = 4, 4096, 4096, 128256
+
+
+def with_group_budget(mib: int, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Run `fn` with the reference's weight-gradient group budget set to `mib` MiB (a tuning sweep)."""
+    saved = reference._GROUP_BUDGET_BYTES
+    reference._GROUP_BUDGET_BYTES = mib * 2**20
+    try:
+        return fn()
+    finally:
+        reference._GROUP_BUDGET_BYTES = saved
 REPS, WARMUP = 10, 3
 
 
@@ -45,8 +56,11 @@ def main(out: Path) -> None:
         return loss_fn(X.reshape(-1, H), linear, labels.reshape(-1))
 
     impls: dict[str, Callable[[], torch.Tensor]] = {"naive": naive}
-    for chunk in (None, 256, 512, 1024, 2048):
+    for chunk in (None, 1024, 2048):
         impls[f"reference chunk={chunk}"] = (lambda c=chunk: memory_efficient_linear(X, linear, labels, loss_fn, c))
+    for chunk, group_mib in ((512, 512), (512, 1024), (256, 1024), (1024, 512)):
+        impls[f"reference chunk={chunk} group={group_mib}MiB"] = (lambda c=chunk, g=group_mib: with_group_budget(
+            g, lambda: memory_efficient_linear(X, linear, labels, loss_fn, c)))
     impls["plain control chunk=1024"] = lambda: plain_control(X, linear, labels, loss_fn, 1024)
     for name, fn in available_baselines().items():
         impls[name] = (lambda f=fn: f(X, linear, labels))
@@ -60,8 +74,7 @@ def main(out: Path) -> None:
         X.grad = None
         linear.weight.grad = None
 
-    results, ref_grads = {}, None
-    for name, fn in impls.items():
+    def measure(name: str, fn: Callable[[], torch.Tensor], ref: tuple | None) -> dict:
         reset()
         peak = cuda_peak(lambda: reset(), fwd_bwd(fn))
         times = []
@@ -76,16 +89,27 @@ def main(out: Path) -> None:
             if i >= WARMUP:
                 times.append(start.elapsed_time(end))
         grads = (loss.detach().float(), X.grad.float(), linear.weight.grad.float())
-        if ref_grads is None:
-            ref_grads = grads
-        parity = [((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(grads, ref_grads)]
-        results[name] = {"peak_GiB": round(peak.peak_gib, 3), "retained_GiB": round(peak.retained_bytes / 2**30, 3),
-                         "median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
-                         "max_ms": round(max(times), 2), "rel_err_vs_naive[loss,dX,dW]": [f"{p:.2e}" for p in parity]}
+        ref = ref or grads
+        parity = [((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(grads, ref)]
         print(f"{name:32s} peak {peak.peak_gib:7.2f} GiB  median {statistics.median(times):8.2f} ms "
               f"(min {min(times):.2f}, max {max(times):.2f})  rel err vs naive loss/dX/dW "
               + " ".join(f"{p:.1e}" for p in parity), flush=True)
-        del loss, grads
+        return {"peak_GiB": round(peak.peak_gib, 3), "retained_GiB": round(peak.retained_bytes / 2**30, 3),
+                "median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
+                "max_ms": round(max(times), 2), "rel_err_vs_naive[loss,dX,dW]": [f"{p:.2e}" for p in parity],
+                "grads": grads}
+
+    results, ref_grads = {}, None
+    for name, fn in impls.items():
+        try:
+            results[name] = measure(name, fn, ref_grads)
+        except Exception as exc:  # one failing implementation must not cost the others' figures
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            print(f"{name:32s} ERROR {results[name]['error']}", flush=True)
+            continue
+        if ref_grads is None:
+            ref_grads = results[name].pop("grads")
+        results[name].pop("grads", None)
     env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
            "python": platform.python_version(), "reps": REPS, "warmup": WARMUP,

@@ -25,10 +25,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-# Rows per chunk and rows per weight-gradient update are both sized from this many bytes of logits.
-# Fake-tensor tracker at the puzzle size (bsz 4, qlen 4096, hd 4096, vocab 128256, bf16, fwd+bwd):
-# 256 MiB gives 512-row chunks and a peak of ~2.0 GiB above the inputs (naive full logits: 23.5 GiB).
+# Rows per chunk: float32 logits of at most this many bytes (512 rows at vocab 128256). On an H100 at the puzzle
+# size (bsz 4, qlen 4096, hd 4096, vocab 128256, bf16, fwd+bwd; BENCHMARKS_D.md) smaller chunks cost time (256
+# rows: +4.5 ms) and larger ones memory (1024 rows with the same groups: +0.73 GiB for -4.6 ms).
 _LOGITS_BUDGET_BYTES = 256 * 2**20
+# Rows per weight-gradient update: pending output gradients of at most this many bytes (2093 rows). Each update
+# reads and writes the whole weight gradient, so fewer, larger updates are faster and round dW fewer times.
+# Same H100 run, 512-row chunks: 256 MiB -> 2.10 GiB peak, 117.1 ms; 512 MiB -> 2.36 GiB, 115.6 ms;
+# 1 GiB -> 2.87 GiB, 113.8 ms (naive: 23.52 GiB, 105.0 ms). 512 MiB is the fastest within 2.5 GiB.
+_GROUP_BUDGET_BYTES = 512 * 2**20
 
 ForwardFunction = Callable[[torch.Tensor, torch.nn.Module, torch.Tensor], torch.Tensor]
 
@@ -48,7 +53,7 @@ class _WeightGradAccumulator:
         self.dW = torch.zeros_like(weight) if want_weight else None
         self.db = torch.zeros(vocab, dtype=torch.float32, device=weight.device) if want_bias else None
         self.bias_dtype = None if bias is None else bias.dtype
-        self.group_rows = max(1, _LOGITS_BUDGET_BYTES // (vocab * weight.element_size()))
+        self.group_rows = max(1, _GROUP_BUDGET_BYTES // (vocab * weight.element_size()))
         self._dy: torch.Tensor | None = None
         self._inp: torch.Tensor | None = None
         self._filled = 0

@@ -1,9 +1,14 @@
 """D.llama_1B_training_loss_matches: a Llama whose LM head + loss run through the submission trains like the stock one.
 
 Random weights from a config, nothing downloaded: on a GPU the Llama-3.2-1B architecture, elsewhere a tiny
-one. Both copies start from the same weights and take the same AdamW steps on the same batches; the
-per-step losses and the final weights must agree. Float32 throughout (TF32 off), tied embeddings as in
-Llama-3.2-1B, so the LM head's gradient adds to the embedding's.
+one. Both copies start from the same weights and take the same AdamW steps on the same batches. Float32
+throughout (TF32 off), tied embeddings as in Llama-3.2-1B, so the LM head's gradient adds to the embedding's.
+
+Checked: the per-step losses; every parameter's gradient at the first step (relative norm 1e-4: AdamW's
+normalised step would hide a gradient off by a constant factor); and each parameter's final weights against
+how far training moved them (relative norm 1e-2). Not elementwise: AdamW turns noise in near-zero gradients
+into lr-sized steps, and on an H100 the summation-order noise of two correct runs left 109k of the 262M
+embedding elements up to 4e-3 apart after 5 steps while the losses agreed to 1e-5.
 """
 
 from __future__ import annotations
@@ -35,16 +40,25 @@ def _batches(vocab: int, bsz: int, seq: int, device: torch.device) -> list[tuple
     return out
 
 
-def _train(model: torch.nn.Module, batches: list, loss_of: callable) -> list[float]:
+def _train(model: torch.nn.Module, batches: list, loss_of: callable) -> tuple[list[float], list[torch.Tensor]]:
+    """AdamW steps over `batches`: the per-step losses and the first step's gradients."""
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
-    losses = []
+    losses, first_grads = [], []
     for ids, labels in batches:
         loss = loss_of(model, ids, labels)
         loss.backward()
+        if not first_grads:
+            first_grads = [p.grad.clone() for p in model.parameters()]
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
-    return losses
+    return losses, first_grads
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:
+    """||a - b|| / ||scale|| in float64 (0 when both norms are 0)."""
+    num, den = (a.double() - b.double()).norm().item(), scale.double().norm().item()
+    return num / den if den else (0.0 if num == 0 else float("inf"))
 
 
 @pytest.mark.criterion("D", "llama_1B_training_loss_matches")
@@ -66,13 +80,23 @@ def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_deta
         targets = labels[:, 1:]
         return memory_efficient_linear(hidden, model.lm_head, targets, cross_entropy(targets), 256 if on_gpu else 16)
 
-    expected = _train(stock, batches, lambda m, ids, labels: m(input_ids=ids, labels=labels).loss)
-    got = _train(ours, batches, chunked)
+    initial = [p.detach().clone() for p in stock.parameters()]
+    expected, expected_grads = _train(stock, batches, lambda m, ids, labels: m(input_ids=ids, labels=labels).loss)
+    got, got_grads = _train(ours, batches, chunked)
     name = "Llama-3.2-1B architecture" if on_gpu else "tiny Llama"
+    names = [n for n, _ in stock.named_parameters()]
+    grad_err = max(_relative(g, e, e) for g, e in zip(got_grads, expected_grads))
+    weight_err = max(_relative(p, q, q - w) for p, q, w in zip(ours.parameters(), stock.parameters(), initial))
     criterion_detail(f"{name}, random weights, {STEPS} AdamW steps: losses {['%.5f' % v for v in got]} vs stock "
-                     f"{['%.5f' % v for v in expected]}")
+                     f"{['%.5f' % v for v in expected]}; worst relative difference: first-step gradient "
+                     f"{grad_err:.1e}, final weights {weight_err:.1e} of the distance trained")
     assert_close(torch.tensor(got), torch.tensor(expected), atol=1e-4, rtol=1e-4,
                  what=f"D.llama_1B_training_loss_matches: per-step training loss ({name})")
-    for (name_p, p), q in zip(ours.named_parameters(), stock.parameters()):
-        assert_close(p.detach(), q.detach(), atol=1e-5, rtol=1e-4,
-                     what=f"D.llama_1B_training_loss_matches: weight {name_p} after {STEPS} steps")
+    for n, g, e in zip(names, got_grads, expected_grads):
+        assert _relative(g, e, e) <= 1e-4, (
+            f"D.llama_1B_training_loss_matches: first-step gradient of {n} differs from stock by "
+            f"{_relative(g, e, e):.2e} of its norm (at most 1e-4) ({name})")
+    for n, p, q, w in zip(names, ours.parameters(), stock.parameters(), initial):
+        assert _relative(p, q, q - w) <= 1e-2, (
+            f"D.llama_1B_training_loss_matches: after {STEPS} steps {n} differs from stock by "
+            f"{_relative(p, q, q - w):.2e} of the distance training moved it (at most 1e-2) ({name})")
