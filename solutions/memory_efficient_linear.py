@@ -5,10 +5,12 @@
 chunk's logits exist at a time, and every gradient comes from autograd differentiating
 `forward_function` itself, so any loss works: cross-entropy and its variants, MSE, KL, GRPO, ...
 
-How the gradients are formed, in one pass (no recompute of the big matmul in backward):
+How the gradients are formed:
 - Each chunk runs `forward_function` with grad enabled and `torch.autograd.grad` takes it back to the
-  chunk's rows, right after the forward. The upstream gradient of the scalar result only scales these
-  gradients, so backward multiplies them by it.
+  chunk's rows, right after the forward, so the big matmul is not recomputed in backward. The upstream
+  gradient of the scalar result only scales these gradients, so backward multiplies them by it. In
+  float16 that would let small gradients underflow before the scale (a GradScaler's loss scale) arrives,
+  so float16 inputs instead recompute each chunk in backward with the upstream gradient.
 - `forward_function` is handed a stand-in for `linear` whose call is `_LinearTap`: it computes the same
   `F.linear`, and in backward passes `dY @ W` on to its input and keeps `(dY, input)` for the weight.
   Those pairs are gathered until a few hundred MiB of rows are pending and then folded into the weight
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 
 # Rows per chunk: float32 logits of at most this many bytes (512 rows at vocab 128256). On an H100 at the puzzle
 # size (bsz 4, qlen 4096, hd 4096, vocab 128256, bf16, fwd+bwd; BENCHMARKS_D.md) smaller chunks cost time (256
-# rows: +4.5 ms) and larger ones memory (1024 rows with the same groups: +0.73 GiB for -4.6 ms).
+# rows: +6 to +8 ms) and larger ones memory (1024 rows with the same groups: +0.73 GiB for -4.6 ms).
 _LOGITS_BUDGET_BYTES = 256 * 2**20
 # Rows per weight-gradient update: pending output gradients of at most this many bytes (2093 rows). Each update
 # reads and writes the whole weight gradient, so fewer, larger updates are faster and round dW fewer times.
@@ -48,8 +50,7 @@ class _WeightGradAccumulator:
     """Collects `(dY, input)` row pairs and folds them into dW (weight dtype) and db (float32) in groups."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, want_weight: bool, want_bias: bool):
-        vocab, hidden = weight.shape
-        self.weight = weight
+        vocab = weight.shape[0]
         self.dW = torch.zeros_like(weight) if want_weight else None
         self.db = torch.zeros(vocab, dtype=torch.float32, device=weight.device) if want_bias else None
         self.bias_dtype = None if bias is None else bias.dtype
