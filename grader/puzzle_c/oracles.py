@@ -9,6 +9,7 @@ the very same code.
 
 from __future__ import annotations
 
+import logging
 import re
 import statistics
 import time
@@ -18,6 +19,8 @@ import torch
 
 from typing import Callable
 from grader.puzzle_c.builders import Schedule
+
+log = logging.getLogger(__name__)  # one line per micro-batch: follow a long GPU run with --log-cli-level=INFO
 
 LEARNING_RATE = 1e-3  # larger than the notebook's 2e-4 so that a few steps move the adapters measurably
 
@@ -95,6 +98,7 @@ def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, de
             total += out.loss.detach().float()
             _sync(device)
             record.micro.append(MicroStep(step, *mb.shape, compilations() - before, time.perf_counter() - t0))
+            log.info("%s", record.micro[-1])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         record.losses.append(float(total))
