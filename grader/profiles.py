@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 _COMMON = dict(
     deadline=None,
     print_blob=True,
+    report_multiple_bugs=False,  # one shrunk failure per criterion reads better than an ExceptionGroup
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 
