@@ -1,0 +1,93 @@
+"""The rubric is the notebook's marking code: its points, its order and its quirks; and every criterion
+of every puzzle is decided by at least one test in grader/."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.rubric import PUZZLES, Outcome, score
+from tests.verdicts import REPO
+
+
+def _outcomes(puzzle: str, status: str = "passed", **overrides: str | tuple[str, float]) -> dict[str, Outcome]:
+    out = {}
+    for c in PUZZLES[puzzle].criteria:
+        given = overrides.get(c.name, status)
+        out[c.name] = Outcome(*given) if isinstance(given, tuple) else Outcome(given)
+    return out
+
+
+def test_every_rubric_criterion_has_a_test(pytester):
+    items, _ = pytester.inline_genitems(str(REPO / "grader"), "--rootdir", str(REPO), "-p", "no:cacheprovider")
+    from grader.guards import REPORT_CRITERION  # decided by the guard around every test, not by a test
+
+    marked = {tuple(item.get_closest_marker("criterion").args) for item in items}
+    expected = {(p.letter, c.name) for p in PUZZLES.values() for c in p.criteria if c.name != REPORT_CRITERION}
+    assert expected - marked == set(), f"rubric criteria without a test: {sorted(expected - marked)}"
+    assert marked - expected == set(), f"tests for criteria the rubric lacks: {sorted(marked - expected)}"
+
+
+@pytest.mark.parametrize("puzzle,max_points", [("A", 14), ("C", 9), ("D", 10)])
+def test_full_marks_equal_the_notebook_maximum(puzzle, max_points):
+    s = score(PUZZLES[puzzle], _outcomes(puzzle, speedup=("passed", 1.2)))
+    assert (s.points, s.max_points, s.correct, s.provisional) == (max_points, max_points, True, False)
+
+
+@pytest.mark.parametrize("ratio,points", [(0.9, -3), (1.0, -3), (1.01, 0), (1.05, 1), (1.10, 3), (1.149, 3), (1.15, 5)])
+def test_a_speedup_steps(ratio, points):
+    s = score(PUZZLES["A"], _outcomes("A", speedup=("failed" if ratio < 1.15 else "passed", ratio)))
+    assert s.per_criterion.get("speedup", 0) == points
+
+
+def test_a_torch_compile_and_dtypes_cost_a_point_each_when_missing():
+    s = score(PUZZLES["A"], _outcomes("A", kernel_works_in_torch_compile="failed", tested_in_f16_and_bf16="failed",
+                                      speedup=("passed", 1.2)))
+    assert s.points == 14 - 2 - 2
+
+
+def test_a_failed_gate_scores_zero():
+    s = score(PUZZLES["A"], _outcomes("A", correct="failed", speedup=("passed", 1.2)))
+    assert (s.points, s.correct) == (0, False)
+
+
+def test_not_measured_makes_the_score_provisional_and_adds_nothing():
+    s = score(PUZZLES["A"], _outcomes("A", speedup="not_measured", custom_asm_works="not_measured"))
+    assert s.provisional and s.points == 14 - 5 - 3
+
+
+def test_d_upcast_removal_wipes_earlier_points_only():
+    s = score(PUZZLES["D"], _outcomes("D", remove_float32_upcast="failed"))
+    assert s.points == 10 - 2  # VRAM's 2 points were before the E_score = 0 line
+
+
+def test_d_llama_mismatch_wipes_all_but_grpo():
+    s = score(PUZZLES["D"], _outcomes("D", llama_1B_training_loss_matches="failed"))
+    assert s.points == 4
+
+
+def test_d_hardcoded_gradients_wipe_the_first_four():
+    s = score(PUZZLES["D"], _outcomes("D", hardcoded_gradients="failed"))
+    assert s.points == 1 + 1 + 4
+
+
+def test_c_mlp_point_survives_the_recompilation_penalty():
+    s = score(PUZZLES["C"], _outcomes("C", excessive_recompilation="failed"))
+    # flex+dyn 3, part A 1, attention -3, mlp -3 + 1, autotune -2
+    assert s.points == 3 + 1 - 3 - 3 + 1 - 2
+
+
+def test_c_bnb_chain_is_an_elif():
+    s = score(PUZZLES["C"], _outcomes("C", use_part_A="failed"))
+    assert s.per_criterion.get("torch_compile_BnB") == 1 and "use_part_A" not in s.per_criterion
+    s = score(PUZZLES["C"], _outcomes("C", no_torch_compile_BnB="failed"))
+    assert s.per_criterion.get("no_torch_compile_BnB") == -2 and "use_part_A" not in s.per_criterion
+
+
+def test_c_missing_layernorms_cost_three():
+    s = score(PUZZLES["C"], _outcomes("C", layernorms_compiled="failed", loss_compiled="failed"))
+    assert s.points == 9 - 3 - 1
+
+
+def test_not_attempted_puzzle_scores_nothing():
+    s = score(PUZZLES["D"], _outcomes("D", status="not_attempted"))
+    assert (s.attempted, s.points) == (False, 0)
