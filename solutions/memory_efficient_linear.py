@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 # Rows per chunk: float32 logits of at most this many bytes (512 rows at vocab 128256). On an H100 at the puzzle
-# size (bsz 4, qlen 4096, hd 4096, vocab 128256, bf16, fwd+bwd; BENCHMARKS_D.md) smaller chunks cost time (256
+# size (bsz 4, qlen 4096, hd 4096, vocab 128256, bf16, fwd+bwd; BENCHMARKS.md) smaller chunks cost time (256
 # rows: +6 to +8 ms) and larger ones memory (1024 rows with the same groups: +0.73 GiB for -4.6 ms).
 _LOGITS_BUDGET_BYTES = 256 * 2**20
 # Rows per weight-gradient update: pending output gradients of at most this many bytes (2093 rows). Each update
