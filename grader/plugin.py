@@ -7,6 +7,7 @@ tests and the controller receives their reports (criterion, detail and value tra
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -30,6 +31,8 @@ profiles.register()
 _CRITERION = "grader_criterion"
 _DETAIL = "grader_detail"
 _VALUE = "grader_value"
+# (criterion, status, detail) as JSON: a criterion a test decides besides its own (see grader.guards).
+ALSO_PROPERTY = "grader_also"
 _GRADER_DIR = Path(__file__).parent
 
 
@@ -61,7 +64,16 @@ class GraderSession:
         """Record a criterion test's verdict (on the xdist controller, from the workers' reports)."""
         props = dict(report.user_properties)
         crit = props.get(_CRITERION)
-        if crit is None or (report.when != "call" and not report.failed and not report.skipped):
+        if crit is None:
+            return
+        if report.when == "teardown":
+            self._record_also(report)
+            if report.failed:  # a test whose teardown failed (tampering, say) gives its criterion no value
+                for results in self.results.values():
+                    for r in results:
+                        if r.nodeid == report.nodeid:
+                            r.value = None
+        if report.when != "call" and not report.failed and not report.skipped:
             return
         status, message = _status_of(report)
         letter, name = crit.split(".", 1)
@@ -69,6 +81,15 @@ class GraderSession:
         value = next((v for k, v in report.user_properties if k == _VALUE), None)
         self.results.setdefault((letter, name), []).append(
             TestResult(report.nodeid, status, message, details, value))
+
+    def _record_also(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == ALSO_PROPERTY:
+                crit, status, detail = json.loads(value)
+                letter, name = crit.split(".", 1)
+                result = TestResult(report.nodeid, status, detail if status == "failed" else "",
+                                    [] if status == "failed" else [detail])
+                self.results.setdefault((letter, name), []).append(result)
 
     def outcome(self, puzzle: str, criterion: str) -> Outcome:
         """Fold a criterion's test results: any failure fails it; not measured beats passed."""
@@ -101,9 +122,9 @@ STASH = pytest.StashKey[GraderSession]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("grader", "Unsloth puzzle grader")
-    group.addoption("--submission", default=DEFAULT_SUBMISSION, metavar="PATH_OR_MODULE",
+    group.addoption("--submission", action="append", default=[], metavar="PATH_OR_MODULE",
                     help="the submission to grade: a .py file, a package directory or a module name "
-                         f"(default: {DEFAULT_SUBMISSION})")
+                         f"(default: {DEFAULT_SUBMISSION}); for several, use python -m grader.batch")
     group.addoption("--puzzle", action="append", default=[], choices=sorted(PUZZLES), metavar="LETTER",
                     help="grade only this puzzle (repeatable; default: all)")
     group.addoption("--criterion", action="append", default=[], metavar="PUZZLE.NAME",
@@ -136,8 +157,13 @@ def pytest_configure(config: pytest.Config) -> None:
             PUZZLES[letter].criterion(name)
         except KeyError as exc:
             raise pytest.UsageError(f"--criterion {c}: {exc.args[0]}") from None
+    submissions = config.getoption("submission") or [DEFAULT_SUBMISSION]
+    if len(submissions) > 1:
+        raise pytest.UsageError(
+            f"--submission was given {len(submissions)} times; one pytest run grades one submission. Grade several "
+            f"into one leaderboard with: python -m grader.batch {shlex.join(submissions)}")
     state = config.stash[STASH] = GraderSession(
-        submission_spec=config.getoption("submission"), seed=seed, puzzles=config.getoption("puzzle"),
+        submission_spec=submissions[0], seed=seed, puzzles=config.getoption("puzzle"),
         criteria=config.getoption("criterion"), min_scores=min_scores)
     config.pluginmanager.register(state, "grader-session")
     if config.getoption("hypothesis_profile", None) is None:
@@ -249,8 +275,10 @@ def build_scorecard(config: pytest.Config) -> Scorecard | None:
     cards = {}
     for letter in sorted({p for p, _ in state.collected}):
         puzzle = PUZZLES[letter]
+        # With --criterion, a criterion not selected is shown only when a test found it failed (the guards').
         outcomes = {c.name: state.outcome(letter, c.name) for c in puzzle.criteria
-                    if not state.criteria or (letter, c.name) in state.collected}
+                    if not state.criteria or (letter, c.name) in state.collected
+                    or state.outcome(letter, c.name).status == "failed"}
         tests = {c.name: [r.nodeid for r in state.results.get((letter, c.name), [])] for c in puzzle.criteria}
         cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests)
     return Scorecard(
@@ -319,8 +347,7 @@ def grader_seed(pytestconfig: pytest.Config) -> int:
     return pytestconfig.stash[STASH].seed
 
 
-@pytest.fixture(scope="session")
-def device() -> Any:
+def choose_device() -> Any:
     """`cuda` when a GPU is present; otherwise `cpu`, with Triton's interpreter switched on before any kernel is defined."""
     import torch
 
@@ -328,6 +355,12 @@ def device() -> Any:
         return torch.device("cuda")
     os.environ["TRITON_INTERPRET"] = "1"
     return torch.device("cpu")
+
+
+@pytest.fixture(scope="session")
+def device() -> Any:
+    """The device the grader runs on (`choose_device`)."""
+    return choose_device()
 
 
 @pytest.fixture(scope="session")

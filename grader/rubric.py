@@ -155,6 +155,8 @@ PUZZLE_A = Puzzle(
         Criterion("tested_in_f16_and_bf16", "merit", "the notebook's own test passes in float16 and bfloat16"),
         Criterion("compiles_for_t4", "report", "the launched kernel compiles for sm_75 (Tesla T4) and sm_90"),
         Criterion("beyond_scope", "report", "other blocksizes, non-nested states, fp4 (unsupported is no fault)"),
+        Criterion("global_state_untouched", "report", "no timer, torch function, default dtype, backend flag or compiler "
+                  "config changed (see grader.guards)"),
     ),
     rules=(
         Rule((_is("single_triton_kernel"),), add=3),
@@ -190,6 +192,8 @@ PUZZLE_C = Puzzle(
         Criterion("loss_compiled", "merit", "the loss runs inside the compiled graphs"),
         Criterion("layernorms_compiled", "merit", "RMSNorm runs inside the compiled graphs"),
         Criterion("max_autotune_triton_matmul", "merit", "max-autotune Triton matmul templates are enabled"),
+        Criterion("global_state_untouched", "report", "no timer, torch function, default dtype, backend flag or compiler "
+                  "config changed (see grader.guards)"),
     ),
     rules=(
         Rule((_is("uses_flex_attention"), _is("dynamic_sequence_length_works")), add=3),
@@ -223,6 +227,8 @@ PUZZLE_D = Puzzle(
         Criterion("allows_dynamic_chunk_sizes", "merit", "results independent of chunk_size"),
         Criterion("llama_1B_training_loss_matches", "merit", "a Llama trained through it follows the stock loss curve"),
         Criterion("GRPO_memory_efficient_linear_works", "merit", "a GRPO policy loss matches and keeps the saving"),
+        Criterion("global_state_untouched", "report", "no timer, torch function, default dtype, backend flag or compiler "
+                  "config changed (see grader.guards)"),
     ),
     rules=(
         Rule((_is("VRAM_50_percent_reduction"),), add=2),

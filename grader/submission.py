@@ -79,6 +79,13 @@ class Submission:
         import pytest
 
         if self.module is not None and not self.provides(puzzle):
+            if not any(self.provides(p) for p in PUZZLES):  # a submission of nothing is broken, not partial
+                expected = ", ".join(f"{PUZZLES[p].entry_point}({', '.join(SIGNATURES[p])})" for p in PUZZLES)
+                found = sorted(n for n in dir(self.module) if not n.startswith("_")
+                               and callable(getattr(self.module, n, None)))
+                pytest.fail(f"contract: puzzle {puzzle}: {self.name} defines no {PUZZLES[puzzle].entry_point}() and "
+                            f"no other puzzle's entry point either; expected at least one of {expected}; it defines "
+                            f"{found or 'no functions'}", pytrace=False)
             not_attempted(f"{self.name} defines no {PUZZLES[puzzle].entry_point}() for puzzle {puzzle}")
         try:
             return self.entry_point(puzzle)

@@ -63,7 +63,11 @@ def call_candidate(fn: Callable[[torch.Tensor, Any], torch.Tensor], q: Quantized
     weight_before = q.weight.clone()
     state_before = snapshot(qs)
     poison_allocator(qs.shape.numel() * qs.dtype.itemsize, q.weight.device)
-    out = fn(q.weight, qs)
+    try:
+        out = fn(q.weight, qs)
+    except Exception as exc:  # the submission's own error, named as the contract's
+        raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {type(exc).__module__}."
+                             f"{type(exc).__qualname__}: {exc} (expected a tensor of quant_state.shape)") from exc
     if q.weight.is_cuda:
         torch.cuda.synchronize()
     problems = []
@@ -84,5 +88,5 @@ def call_candidate(fn: Callable[[torch.Tensor, Any], torch.Tensor], q: Quantized
     if not torch.equal(q.weight, weight_before):
         problems.append("the packed weight was modified")
     problems += _changes(qs, state_before)
-    assert not problems, "contract: " + "; ".join(problems)
+    assert not problems, "contract: puzzle A: dequantize_nf4(weight, quant_state) " + "; ".join(problems)
     return out
