@@ -125,10 +125,13 @@ def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
                 cells.append("—")
             else:
                 cell = f"{p['score']}/{p['max']}" + ("" if p["correct"] else " ✗") + ("*" if p["provisional"] else "")
+                crit = p["criteria"].values()
+                cell += f" [{sum(c['status'] == 'passed' for c in crit)}/{len(crit)}]"
                 speed = p["criteria"].get("speedup", {}).get("value")
                 cells.append(cell + (f" ({speed:.2f}×)" if isinstance(speed, (int, float)) else ""))
         total = sum(p["score"] for p in c["puzzles"].values())
-        rows.append(f"| {c['submission']} | " + " | ".join(cells) + f" | {total} |")
+        rows.append(f"| {c.get('name', c['submission'])} | " + " | ".join(cells) + f" | {total} |")
     rows.append("")
-    rows.append("✗: a gate (correctness) failed; *: provisional, some criteria not measured on that machine.")
+    rows.append("✗: a gate (correctness) failed; *: provisional, some criteria not measured on that machine; "
+                "[p/n]: criteria passed of those graded; (x×): speedup.")
     return "\n".join(rows) + "\n"

@@ -1,0 +1,345 @@
+"""Grade many submissions into one leaderboard, each puzzle of each submission in its own worker process.
+
+    python -m grader.batch SUBMISSION_OR_DIR... [--jobs N] [--gpus auto|none|0,1] [--puzzle X]
+                           [--timeout-per-puzzle S] [--grader-seed N] [--out DIR] [-- PYTEST_ARGS...]
+    python -m grader.batch --merge DIR... --out DIR
+
+Every (submission, puzzle) pair is one `pytest grader/puzzle_x --submission S --puzzle X` subprocess in its
+own process group. A segfault, an abort, an out-of-memory kill or a hang (past `--timeout-per-puzzle`)
+ends only that worker: the driver fails the puzzle's gate with the reason and the worker's last output,
+and grades everything else. Each submission's scorecard is always written (`OUT/scorecards/NAME.json`),
+then `OUT/leaderboard.json` and `OUT/leaderboard.md`. All workers share one grader seed.
+
+On a host with GPUs, each of the `--jobs` slots is bound to one GPU through CUDA_VISIBLE_DEVICES (by
+default one slot per GPU). `--merge` joins the output directories of several runs (other machines,
+say) into one leaderboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from grader.report import PuzzleCard, leaderboard_markdown
+from grader.rubric import PUZZLES, Outcome, score
+
+REPO = Path(__file__).resolve().parent.parent
+TAIL_LINES = 15
+_SIGNAL_HINTS = {
+    "SIGSEGV": "segmentation fault: the submission crashed the interpreter",
+    "SIGBUS": "bus error: the submission crashed the interpreter",
+    "SIGABRT": "aborted, e.g. a failed CUDA or C++ assertion",
+    "SIGKILL": "killed from outside, most often by the out-of-memory killer",
+    "SIGILL": "illegal instruction",
+    "SIGFPE": "arithmetic fault",
+}
+
+
+@dataclass
+class Job:
+    """One worker: a submission's puzzle."""
+
+    spec: str
+    name: str
+    puzzle: str
+
+
+@dataclass
+class WorkerResult:
+    """What one worker left: its puzzle card (real or synthesized), exit status, time and failure reason."""
+
+    job: Job
+    card: dict[str, Any] | None
+    exit_code: int | None
+    seconds: float
+    reason: str | None
+    log: Path
+
+
+def expand(specs: Sequence[str]) -> list[str]:
+    """Submissions named by `specs`: a directory without `__init__.py` stands for its `*.py` files and packages
+    (names starting with `_` or `.` left out); anything else, a missing path included, is one submission."""
+    out = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir() and not (path / "__init__.py").exists():
+            entries = sorted(p for p in path.iterdir() if not p.name.startswith(("_", ".")))
+            out += [str(p) for p in entries if (p.suffix == ".py" and p.is_file()) or (p / "__init__.py").exists()]
+        else:
+            out.append(spec)
+    return out
+
+
+def display_names(specs: Sequence[str]) -> list[str]:
+    """Short unique names: the file stem (or module name), with the parent directory added on a clash."""
+    stems = [Path(s).stem if s.endswith(".py") else Path(s).name or s for s in specs]
+    out = []
+    for spec, stem in zip(specs, stems):
+        if stems.count(stem) > 1:
+            stem = "_".join(Path(spec).with_suffix("").parts[-2:])
+        out.append(stem)
+    if len(set(out)) != len(out):
+        raise SystemExit(f"grader.batch: two submissions share the name {sorted({n for n in out if out.count(n) > 1})}")
+    return out
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids to bind workers to: CUDA_VISIBLE_DEVICES if set, else those `nvidia-smi -L` lists, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.stdout.splitlines() if l.startswith("GPU "))]
+
+
+def _option_values(args: Sequence[str], option: str) -> list[str]:
+    values = []
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            values.append(args[i + 1])
+        elif arg.startswith(option + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def worker_command(job: Job, seed: int, score_json: Path, pytest_args: Sequence[str]) -> list[str]:
+    """The pytest command line of one worker (only the puzzle's own test directory is collected)."""
+    spec = str(Path(job.spec).resolve()) if Path(job.spec).exists() or job.spec.endswith(".py") else job.spec
+    return [sys.executable, "-m", "pytest", str(REPO / "grader" / f"puzzle_{job.puzzle.lower()}"),
+            "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q", "--submission", spec, "--puzzle", job.puzzle,
+            "--grader-seed", str(seed), "--score-json", str(score_json), *pytest_args]
+
+
+def failed_card(puzzle: str, reason: str, criteria: Sequence[str]) -> dict[str, Any]:
+    """The puzzle card of a worker that left no scorecard: its gates fail with `reason`, nothing else is measured."""
+    p = PUZZLES[puzzle]
+    names = [c.name for c in p.criteria if not criteria or f"{puzzle}.{c.name}" in criteria or c.kind == "gate"]
+    outcomes = {n: Outcome("failed", detail=reason) if p.criterion(n).kind == "gate"
+                else Outcome("not_measured", detail="not graded: the worker stopped (see the gate's reason)")
+                for n in names}
+    return PuzzleCard(puzzle, score(p, outcomes), outcomes).as_json()
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-TAIL_LINES:])
+
+
+def run_worker(job: Job, seed: int, work: Path, timeout: float, pytest_args: Sequence[str],
+               criteria: Sequence[str], gpu: str | None) -> WorkerResult:
+    """Run one worker to its end or its time limit; never raises for anything the submission does."""
+    work.mkdir(parents=True, exist_ok=True)
+    score_json, log = work / f"{job.puzzle}.json", work / f"{job.puzzle}.log"
+    score_json.unlink(missing_ok=True)
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    start = time.monotonic()
+    timed_out = False
+    with log.open("w") as out:
+        proc = subprocess.Popen(worker_command(job, seed, score_json, pytest_args), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker's own process group: its children go too
+            rc = proc.wait()
+    seconds = time.monotonic() - start
+    card = None
+    if score_json.exists():
+        card = json.loads(score_json.read_text())
+    entry = PUZZLES[job.puzzle].entry_point
+    reason = None
+    if timed_out:
+        reason = f"exceeded the per-puzzle time limit of {timeout:g} s (--timeout-per-puzzle) and was stopped"
+    elif rc < 0:
+        name = signal.Signals(-rc).name if -rc in signal.valid_signals() else f"signal {-rc}"
+        reason = f"was killed by {name}" + (f" ({_SIGNAL_HINTS[name]})" if name in _SIGNAL_HINTS else "")
+    elif card is None or job.puzzle not in card.get("puzzles", {}):
+        reason = f"exited with status {rc} without grading the puzzle"
+    if reason is not None:
+        reason = (f"puzzle {job.puzzle}: the grading worker for {job.name}.{entry}() {reason} after {seconds:.0f} s; "
+                  f"the puzzle scores 0. Last output:\n{_tail(log)}")
+        card = None  # a scorecard from a worker that crashed or was stopped is not a complete grading
+    return WorkerResult(job, card, None if timed_out else rc, seconds, reason, log)
+
+
+def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult], pytest_args: Sequence[str],
+                    criteria: Sequence[str]) -> dict[str, Any]:
+    """One submission's scorecard, merged from its puzzles' workers (a synthesized card for a worker that died)."""
+    card: dict[str, Any] = {"submission": spec, "name": name, "grader_seed": seed, "hypothesis_profile": None,
+                            "environment": None, "reproduce": {}, "puzzles": {}, "workers": {}}
+    for r in sorted(results, key=lambda r: r.job.puzzle):
+        letter = r.job.puzzle
+        if r.card is not None:
+            card["puzzles"][letter] = r.card["puzzles"][letter]
+            card["environment"] = card["environment"] or r.card["environment"]
+            card["hypothesis_profile"] = card["hypothesis_profile"] or r.card["hypothesis_profile"]
+            card["reproduce"][letter] = r.card["reproduce"]
+        else:
+            card["puzzles"][letter] = failed_card(letter, r.reason or "", criteria)
+            card["reproduce"][letter] = shlex.join(["pytest", "grader/", "--submission", spec, "--puzzle", letter,
+                                                    "--grader-seed", str(seed), *pytest_args])
+        card["workers"][letter] = {"exit_code": r.exit_code, "seconds": round(r.seconds, 1), "reason": r.reason,
+                                   "log": str(r.log)}
+    card["provisional"] = any(p["provisional"] for p in card["puzzles"].values())
+    return card
+
+
+def _progress(done: int, total: int, r: WorkerResult) -> str:
+    p = r.card["puzzles"][r.job.puzzle] if r.card is not None else None
+    if p is None:
+        verdict = "FAILED (" + (r.reason or "").split(" after ")[0].split(f"{r.job.name}.")[-1] + ")"
+    elif not p["attempted"]:
+        verdict = "not attempted"
+    else:
+        crit = p["criteria"].values()
+        verdict = (f"{p['score']}/{p['max']}, {sum(c['status'] == 'passed' for c in crit)}/{len(crit)} criteria passed"
+                   + ("" if p["correct"] else ", gate failed"))
+    return f"[{done}/{total}] {r.job.name} puzzle {r.job.puzzle}: {verdict} ({r.seconds:.0f} s)"
+
+
+def write_leaderboard(cards: list[dict[str, Any]], out: Path) -> None:
+    """`out/leaderboard.json` (every scorecard) and `out/leaderboard.md` (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = sorted({c["grader_seed"] for c in cards})
+    (out / "leaderboard.json").write_text(json.dumps({"grader_seeds": seeds, "submissions": cards}, indent=2) + "\n")
+    (out / "leaderboard.md").write_text(leaderboard_markdown(cards))
+
+
+def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], jobs: int, gpus: Sequence[str], timeout: float,
+              seed: int, out: Path, pytest_args: Sequence[str]) -> list[dict[str, Any]]:
+    """Grade every (submission, puzzle) pair, print progress, write scorecards and the leaderboard."""
+    criteria = _option_values(pytest_args, "--criterion")
+    names = display_names(specs)
+    work = [Job(spec, name, p) for spec, name in zip(specs, names) for p in puzzles]
+    slots: queue.Queue[str | None] = queue.Queue()
+    for i in range(jobs):
+        slots.put(gpus[i % len(gpus)] if gpus else None)
+    lock = threading.Lock()
+    done: list[WorkerResult] = []
+    print(f"grader.batch: {len(specs)} submissions x puzzles {','.join(puzzles)} = {len(work)} workers, "
+          f"{jobs} at a time{' on GPUs ' + ','.join(gpus) if gpus else ''}; grader seed {seed}; output in {out}",
+          flush=True)
+
+    def run(job: Job) -> WorkerResult:
+        gpu = slots.get()
+        try:
+            with lock:
+                print(f"[start] {job.name} puzzle {job.puzzle}" + (f" on GPU {gpu}" if gpu is not None else ""),
+                      flush=True)
+            result = run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, criteria, gpu)
+        finally:
+            slots.put(gpu)
+        with lock:
+            done.append(result)
+            print(_progress(len(done), len(work), result), flush=True)
+        return result
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(run, work))
+    cards = []
+    for spec, name in zip(specs, names):
+        card = submission_card(spec, name, seed, [r for r in results if r.job.name == name], pytest_args, criteria)
+        path = out / "scorecards" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(card, indent=2, default=str) + "\n")
+        cards.append(card)
+    write_leaderboard(cards, out)
+    print(f"grader.batch: leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}", flush=True)
+    return cards
+
+
+def merge(dirs: Sequence[str], out: Path) -> list[dict[str, Any]]:
+    """Join the scorecards of several batch output directories into one leaderboard in `out`."""
+    cards: dict[str, dict[str, Any]] = {}
+    for d in dirs:
+        found = sorted(Path(d).glob("scorecards/*.json"))
+        if not found:
+            raise SystemExit(f"grader.batch --merge: {d} holds no scorecards/*.json")
+        for path in found:
+            card = json.loads(path.read_text())
+            if card["name"] in cards:
+                print(f"grader.batch --merge: {card['name']} appears twice; keeping the one from {d}", flush=True)
+            cards[card["name"]] = card
+    merged = list(cards.values())
+    (out / "scorecards").mkdir(parents=True, exist_ok=True)
+    for card in merged:
+        (out / "scorecards" / f"{card['name']}.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    write_leaderboard(merged, out)
+    print(f"grader.batch: merged {len(merged)} scorecards from {len(dirs)} directories into {out / 'leaderboard.md'}",
+          flush=True)
+    return merged
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point (`python -m grader.batch`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pytest_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, pytest_args = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(prog="python -m grader.batch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("submissions", nargs="*", help="submission files, package directories, module names, or "
+                        "directories of submissions")
+    parser.add_argument("--merge", nargs="+", metavar="DIR", help="merge the scorecards of earlier runs' --out "
+                        "directories into one leaderboard (no grading)")
+    parser.add_argument("--jobs", "-j", type=int, default=None, help="workers at a time (default: one per GPU, "
+                        "else 1)")
+    parser.add_argument("--gpus", default="auto", help="auto (CUDA_VISIBLE_DEVICES or nvidia-smi), none, or ids "
+                        "like 0,1")
+    parser.add_argument("--puzzle", action="append", choices=sorted(PUZZLES), help="grade only this puzzle "
+                        "(repeatable; default: those named by --criterion in the pytest args, else all)")
+    parser.add_argument("--timeout-per-puzzle", type=float, default=3600.0, metavar="S",
+                        help="seconds a puzzle's worker may run before it is stopped and the puzzle failed "
+                        "(default: 3600)")
+    parser.add_argument("--grader-seed", type=int, default=None, help="one seed for every worker (default: random, "
+                        "printed and recorded)")
+    parser.add_argument("--out", default="out/batch", help="output directory (default: out/batch)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.merge:
+        if args.submissions:
+            parser.error("--merge takes output directories, not submissions")
+        merge(args.merge, out)
+        return 0
+    if not args.submissions:
+        parser.error("name at least one submission (or --merge DIR...)")
+    for option in ("--submission", "--puzzle", "--grader-seed", "--score-json"):
+        if _option_values(pytest_args, option):
+            parser.error(f"{option} is the batch driver's to set: give it before `--` (--score-json: see --out)")
+    specs = expand(args.submissions)
+    if not specs:
+        parser.error(f"no submissions found in {args.submissions}")
+    criteria = _option_values(pytest_args, "--criterion")
+    puzzles = args.puzzle or sorted({c.split(".")[0] for c in criteria if c.split(".")[0] in PUZZLES}) or sorted(PUZZLES)
+    gpus = [] if args.gpus == "none" else detect_gpus() if args.gpus == "auto" else args.gpus.split(",")
+    jobs = args.jobs or max(1, len(gpus))
+    seed = args.grader_seed if args.grader_seed is not None else random.SystemRandom().randrange(2**31)
+    grade_all(specs, puzzles=puzzles, jobs=jobs, gpus=gpus, timeout=args.timeout_per_puzzle, seed=seed, out=out,
+              pytest_args=pytest_args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
