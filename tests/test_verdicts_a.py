@@ -56,3 +56,14 @@ def test_reference_scores_every_measurable_point(pytester):
     assert a["correct"] and card["exit_code"] == 0
     assert a["score"] == (14 if on_gpu else 6), a
     assert a["provisional"] == (not on_gpu)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threshold,exit_ok", [(3, True), (4, False)])
+def test_min_score_gates_the_exit_status(pytester, threshold, exit_ok):
+    """`--min-score A=N` decides the exit status from the points: the plain kernel earns 3 for one launch."""
+    card = grade(pytester, BROKEN / "a_plain_control.py", puzzles=("A",),
+                 criteria=("A.correct", "A.single_triton_kernel"), extra=("--min-score", f"A={threshold}"))
+    assert card["puzzles"]["A"]["score"] == 3, card["puzzles"]["A"]
+    assert (card["exit_code"] == 0) == exit_ok, f"--min-score A={threshold} with 3 points gave exit {card['exit_code']}"
+    assert f"--min-score A={threshold}: scored 3 -> {'ok' if exit_ok else 'BELOW'}" in card["output"]
