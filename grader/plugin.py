@@ -338,6 +338,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"--min-score {letter}={need}: scored {got} -> {'ok' if got >= need else 'BELOW'}")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Record the grader's environment (device, driver, library versions) in pytest-benchmark's JSON, so that
+    `python -m grader.compare_benchmarks` can refuse to compare files from different devices."""
+    from grader import environment
+
+    machine_info["grader_environment"] = environment.describe()
+
+
 # ---------------------------------------------------------------- fixtures
 
 
