@@ -2,9 +2,12 @@
 varying-length schedule) eagerly and through each named variant, in one process, and write one JSON line
 per variant: steady step time, peak memory, compile overhead, compilations, graph breaks, losses.
 
-    python scripts/c_gpu_bench.py OUT.jsonl [reference] [plain]
+    python scripts/c_gpu_bench.py OUT.jsonl VARIANT...
 
-`reference` is solutions.qlora_compile; `plain` is `torch.compile(model)` of the whole PeftModel.
+Variants: `reference` (solutions.qlora_compile), `reference_no_autotune` (the same without max-autotune),
+`plain` (`torch.compile` of the whole PeftModel), and two uncompiled noise-floor runs that compute the
+same function with other rounding: `eager_math` (attention without sdpa) and `eager_part_a` (puzzle A's
+dequantization instead of bitsandbytes'). Each row is compared with the eager run (loss, LoRA update).
 """
 
 from __future__ import annotations
@@ -26,9 +29,38 @@ SEED = 1
 
 
 def _variants() -> dict:
-    from solutions.qlora_compile import compile_qlora
+    import types
 
-    return {"reference": compile_qlora, "plain": lambda m: torch.compile(m)}
+    import bitsandbytes as bnb
+
+    import solutions.qlora_compile as ref
+    from solutions.nf4 import dequantize_nf4
+
+    def no_autotune(model):
+        ref._CUDA_OPTIONS = {k: v for k, v in ref._CUDA_OPTIONS.items() if k != "max_autotune_gemm"}
+        return ref.compile_qlora(model)
+
+    def math_attention(model):
+        model.get_base_model().set_attn_implementation("eager")
+        return model
+
+    def part_a(model):
+        forward = ref._linear4bit_forward(dequantize_nf4)
+        for module in model.modules():
+            if isinstance(module, bnb.nn.Linear4bit):
+                module.forward = types.MethodType(forward, module)
+        return model
+
+    return {"reference": ref.compile_qlora, "reference_no_autotune": no_autotune, "plain": torch.compile,
+            "eager_math": math_attention, "eager_part_a": part_a}
+
+
+def _differences(row: dict, eager: oracles.TrainRecord, rec: oracles.TrainRecord) -> None:
+    row["max_loss_rel_diff"] = max(abs(a - b) / abs(b) for a, b in zip(rec.losses, eager.losses))
+    num = sum(float(((rec.weights[k] - rec.initial_weights[k]) - (eager.weights[k] - eager.initial_weights[k]))
+                    .double().norm()) ** 2 for k in eager.weights)
+    den = sum(float((eager.weights[k] - eager.initial_weights[k]).double().norm()) ** 2 for k in eager.weights)
+    row["lora_update_rel_diff"] = (num / den) ** 0.5
 
 
 def _row(name: str, rec: oracles.TrainRecord, report: dynamo.DynamoReport | None, wall: float) -> dict:
@@ -47,11 +79,11 @@ def main(out: str, names: list[str]) -> None:
 
     device, dtype = torch.device("cuda"), torch.bfloat16
     schedule = make_schedule(vocab_size=LLAMA_3_2_1B.vocab_size, shapes=SHAPES["cuda"], device=device, seed=SEED)
-    rows = []
     model = build_qlora_model(LLAMA_3_2_1B, dtype=dtype, device=device, seed=SEED)
     start = time.perf_counter()
-    rows.append(_row("eager", oracles.train(model, schedule, dtype=dtype, device=device), None,
-                     time.perf_counter() - start))
+    eager_rec = oracles.train(model, schedule, dtype=dtype, device=device)
+    eager = _row("eager", eager_rec, None, time.perf_counter() - start)
+    _write(out, eager, eager)
     del model
     variants = _variants()
     for name in names:
@@ -65,18 +97,21 @@ def main(out: str, names: list[str]) -> None:
             trained = variants[name](model)
             rec = oracles.train(trained, schedule, dtype=dtype, device=device,
                                 compilations=lambda: report.compilations)
-        rows.append(_row(name, rec, report, time.perf_counter() - start))
+        row = _row(name, rec, report, time.perf_counter() - start)
+        _differences(row, eager_rec, rec)
+        _write(out, row, eager)
         del model, trained
-    with open(out, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    eager = rows[0]
-    for row in rows:
-        print(f"{row['variant']:>10}: step {row['steady_step_s'] * 1e3:7.1f} ms ({eager['steady_step_s'] / row['steady_step_s']:.2f}x), "
-              f"peak {row['peak_gib']:.2f} GiB ({row['peak_gib'] / eager['peak_gib']:.2f}x), compile "
-              f"{row['compile_overhead_s']:.0f} s, {row['compilations']} compilations, "
-              f"{len(row['graph_breaks'])} breaks, max loss diff "
-              f"{max(abs(a - b) for a, b in zip(row['losses'], eager['losses'])):.2e}")
+
+
+def _write(out: str, row: dict, eager: dict) -> None:
+    """Append the row (so a run cut short keeps what it measured) and print its summary."""
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{row['variant']:>22}: step {row['steady_step_s'] * 1e3:7.1f} ms ({eager['steady_step_s'] / row['steady_step_s']:.2f}x), "
+          f"peak {row['peak_gib']:.2f} GiB ({row['peak_gib'] / eager['peak_gib']:.2f}x), compile "
+          f"{row['compile_overhead_s']:.0f} s, {row['compilations']} compilations, {len(row['graph_breaks'])} breaks, "
+          f"loss rel diff {row.get('max_loss_rel_diff', 0):.2e}, LoRA update rel diff {row.get('lora_update_rel_diff', 0):.3f}",
+          flush=True)
 
 
 if __name__ == "__main__":

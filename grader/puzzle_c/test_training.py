@@ -10,17 +10,17 @@ import torch
 
 from grader.puzzle_c.conftest import CRun
 
-# Per-step loss tolerance, relative, by compute dtype: a quarter of the dtype's unit roundoff. Each loss is
-# a float32 mean over hundreds of token losses whose logits were rounded to the compute dtype, so two
-# correct computations differ far less than one rounding of the loss itself (measured between eager and
-# the reference: <= 2.2e-4 on the CPU tiny model, ~1e-4 on H100 with the 1B architecture, both bf16).
-# Dropping LoRA's scaling moves CPU losses by 1.4e-3 to 8e-3.
-LOSS_RTOL = {torch.bfloat16: 2.0**-10, torch.float16: 2.0**-13, torch.float32: 2.0**-20}
-# Final LoRA weights: the difference of the two runs' updates (final - initial), over all adapters, relative
+# Tolerances by compute dtype, set against the noise floor between two *valid* computations of the same
+# training: eager with sdpa vs eager with math attention, neither compiled (H100, Llama-3.2-1B architecture,
+# bf16, this schedule; scripts/c_gpu_bench.py, BENCHMARKS_C.md).
+# Per-step loss, relative: half of bf16's unit roundoff (2**-9 = 1.95e-3). Floor measured 7.6e-4; the
+# reference 4.6e-4 to 8.0e-4. Dropping LoRA's scaling moves CPU losses by up to 8e-3.
+LOSS_RTOL = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-12, torch.float32: 2.0**-20}
+# Final LoRA weights: the difference of the two runs' updates (final - initial) over all adapters, relative
 # to the eager update's norm. AdamW normalises every gradient element, so an element whose gradient is
-# within rounding of zero moves +-lr either way: two correct bf16 runs differ by ~7% (measured 6.6% on
-# CPU); adapters that train differently differ by ~100% (dropped scaling: 115%).
-UPDATE_RTOL = {torch.bfloat16: 0.25, torch.float16: 0.25, torch.float32: 1e-3}
+# within rounding of zero moves +-lr either way, and the floor is large: 0.37 at 1B (0.07 on the CPU tiny
+# model); the reference 0.36. Adapters that train differently reach ~1 (dropped scaling on CPU: 1.15).
+UPDATE_RTOL = {torch.bfloat16: 0.6, torch.float16: 0.6, torch.float32: 1e-3}
 
 
 def _gib(n: int | None) -> str:
