@@ -56,11 +56,8 @@ def _variants() -> dict:
 
 
 def _differences(row: dict, eager: oracles.TrainRecord, rec: oracles.TrainRecord) -> None:
-    row["max_loss_rel_diff"] = max(abs(a - b) / abs(b) for a, b in zip(rec.losses, eager.losses))
-    num = sum(float(((rec.weights[k] - rec.initial_weights[k]) - (eager.weights[k] - eager.initial_weights[k]))
-                    .double().norm()) ** 2 for k in eager.weights)
-    den = sum(float((eager.weights[k] - eager.initial_weights[k]).double().norm()) ** 2 for k in eager.weights)
-    row["lora_update_rel_diff"] = (num / den) ** 0.5
+    row["max_loss_rel_diff"] = oracles.loss_rel_diff(rec, eager)
+    row["lora_update_rel_diff"] = oracles.update_rel_diff(rec, eager)
 
 
 def _row(name: str, rec: oracles.TrainRecord, report: dynamo.DynamoReport | None, wall: float) -> dict:

@@ -1,8 +1,8 @@
 """Fixtures for puzzle C: the expensive training runs happen once per session, here; tests read slices.
 
-`c_run` builds the QLoRA Llama twice from the same seed, trains one eagerly (the oracle, only when
-`C.correct` is selected), hands the other to the submission's `compile_qlora` and trains what comes back
-under `grader.measure.dynamo.record()`. A crash is kept, not raised: every test then fails with it.
+`c_run` builds the QLoRA Llama from the same seed for every run: when `C.correct` is selected it trains
+it eagerly twice (sdpa, the oracle; math attention, the noise floor), then hands a fresh copy to the
+submission's `compile_qlora` and trains what comes back under `grader.measure.dynamo.record()`. A crash is kept, not raised: every test then fails with it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class CRun:
     dtype: Any
     device: Any
     eager: Any = None  # TrainRecord, or None when C.correct is not selected
+    eager_floor: Any = None  # TrainRecord of eager with math attention: the noise floor of two valid runs
     compiled: Any = None  # TrainRecord (partial when the run crashed)
     dynamo: Any = None  # DynamoReport
     error: str | None = None  # the crash, formatted
@@ -104,6 +105,13 @@ def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], sub
     if _selected(request.session, "correct"):
         model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
         run.eager = oracles.train(model, run.schedule, dtype=dtype, device=device)
+        del model
+        _free(device)
+        # The same training with another valid rounding (math attention instead of sdpa): how far two
+        # correct computations drift apart here, which `correct`'s tolerances are measured against.
+        model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
+        model.get_base_model().set_attn_implementation("eager")
+        run.eager_floor = oracles.train(model, run.schedule, dtype=dtype, device=device)
         del model
         _free(device)
     model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)

@@ -9,6 +9,8 @@ the very same code.
 
 from __future__ import annotations
 
+import math
+
 import logging
 import re
 import statistics
@@ -108,3 +110,16 @@ def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, de
         record.peak_bytes = torch.cuda.max_memory_allocated(device)
     record.weights = {k: v.detach().clone() for k, v in params.items()}
     return record
+
+
+def loss_rel_diff(a: TrainRecord, b: TrainRecord) -> float:
+    """Largest per-step relative loss difference of run `a` from run `b`."""
+    return max(abs(x - y) / abs(y) for x, y in zip(a.losses, b.losses))
+
+
+def update_rel_diff(a: TrainRecord, b: TrainRecord) -> float:
+    """Norm of the difference of the two runs' LoRA updates (final - initial), over the norm of `b`'s update."""
+    diff = math.sqrt(sum(float(((a.weights[k] - a.initial_weights[k]).double()
+                                - (b.weights[k] - b.initial_weights[k]).double()).norm()) ** 2 for k in b.weights))
+    ref = math.sqrt(sum(float((b.weights[k] - b.initial_weights[k]).double().norm()) ** 2 for k in b.weights))
+    return diff / ref

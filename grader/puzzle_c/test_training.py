@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 import torch
 
 from grader.puzzle_c.conftest import CRun
+from grader.puzzle_c.oracles import loss_rel_diff, update_rel_diff
 
-# Tolerances by compute dtype, set against the noise floor between two *valid* computations of the same
-# training: eager with sdpa vs eager with math attention, neither compiled (H100, Llama-3.2-1B architecture,
-# bf16, this schedule; scripts/c_gpu_bench.py, BENCHMARKS_C.md).
-# Per-step loss, relative: half of bf16's unit roundoff (2**-9 = 1.95e-3). Floor measured 7.6e-4; the
-# reference 4.6e-4 to 8.0e-4. Dropping LoRA's scaling moves CPU losses by up to 8e-3.
-LOSS_RTOL = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-12, torch.float32: 2.0**-20}
-# Final LoRA weights: the difference of the two runs' updates (final - initial) over all adapters, relative
-# to the eager update's norm. AdamW normalises every gradient element, so an element whose gradient is
-# within rounding of zero moves +-lr either way, and the floor is large: 0.37 at 1B (0.07 on the CPU tiny
-# model); the reference 0.36. Adapters that train differently reach ~1 (dropped scaling on CPU: 1.15).
-UPDATE_RTOL = {torch.bfloat16: 0.6, torch.float16: 0.6, torch.float32: 1e-3}
+# `correct` allows NOISE_FACTOR times the drift between two valid eager computations of the same training,
+# measured in the same run (sdpa vs math attention, neither compiled), and never less than a per-step loss
+# difference of bf16's unit roundoff. Measured on an H100 (Llama-3.2-1B architecture, bf16, this schedule;
+# BENCHMARKS.md): floor 7.6e-4 on losses and 0.367 on the LoRA update, the reference 4.6e-4 and 0.363; AdamW
+# normalises every gradient element, so an element whose gradient is within rounding of zero moves +-lr
+# either way and the update floor is large. On the CPU tiny model, dropping LoRA's scaling moves the update
+# by 1.15 and losses by up to 8e-3.
+NOISE_FACTOR = 1.5
+MIN_LOSS_RTOL = {torch.bfloat16: 2.0**-9, torch.float16: 2.0**-12, torch.float32: 2.0**-20}
 
 
 def _gib(n: int | None) -> str:
@@ -29,13 +27,16 @@ def _gib(n: int | None) -> str:
 
 @pytest.mark.criterion("C", "correct")
 def test_losses_and_lora_weights_match_eager(c_run: CRun, criterion_detail: Callable[..., None]) -> None:
-    """Per-step losses within LOSS_RTOL and final LoRA weights within UPDATE_RTOL of the eager run."""
+    """Per-step losses and the final LoRA update within NOISE_FACTOR x the drift of two valid eager runs."""
     eager, compiled = c_run.eager, c_run.compiled
-    rtol, utol = LOSS_RTOL[c_run.dtype], UPDATE_RTOL[c_run.dtype]
-    criterion_detail(f"{c_run.setting()}; tolerances: loss rtol {rtol:.2g}, LoRA update rtol {utol:g}")
+    floor_loss, floor_update = loss_rel_diff(c_run.eager_floor, eager), update_rel_diff(c_run.eager_floor, eager)
+    rtol = max(MIN_LOSS_RTOL[c_run.dtype], NOISE_FACTOR * floor_loss)
+    utol = NOISE_FACTOR * floor_update
+    criterion_detail(f"{c_run.setting()}; noise floor (eager sdpa vs eager math attention): loss {floor_loss:.2e}, "
+                     f"LoRA update {floor_update:.3f}; tolerances: loss rtol {rtol:.2g}, LoRA update {utol:.3f}")
     c_run.fail_if_crashed()
     assert len(compiled.losses) == len(eager.losses), "the compiled run did not complete every step"
-    worst = max(abs(c - e) / abs(e) for c, e in zip(compiled.losses, eager.losses))
+    worst = loss_rel_diff(compiled, eager)
     criterion_detail(f"largest relative loss difference {worst:.2e}", worst)
     bad = [f"step {i}: compiled {c:.6f}, eager {e:.6f} (rel {abs(c - e) / abs(e):.2e})"
            for i, (c, e) in enumerate(zip(compiled.losses, eager.losses)) if not abs(c - e) <= rtol * abs(e)]
@@ -43,13 +44,11 @@ def test_losses_and_lora_weights_match_eager(c_run: CRun, criterion_detail: Call
     missing = sorted(set(eager.weights) ^ set(compiled.weights))
     assert not missing, (f"trainable parameters differ by name between the eager model and what compile_qlora "
                          f"returned: {missing[:6]}")
-    diff = math.sqrt(sum(float(((compiled.weights[k] - compiled.initial_weights[k]).double()
-                                - (eager.weights[k] - eager.initial_weights[k]).double()).norm()) ** 2
-                         for k in eager.weights))
-    ref = math.sqrt(sum(float((eager.weights[k] - eager.initial_weights[k]).double().norm()) ** 2 for k in eager.weights))
-    criterion_detail(f"LoRA update difference {diff / ref:.3f} of the eager update's norm")
-    assert diff <= utol * ref, (f"final LoRA weights differ from eager: the updates differ by {diff / ref:.3f} of "
-                                f"the eager update's norm (allowed {utol:g})")
+    update = update_rel_diff(compiled, eager)
+    criterion_detail(f"LoRA update difference {update:.3f} of the eager update's norm")
+    assert update <= utol, (f"final LoRA weights differ from eager: the updates differ by {update:.3f} of the eager "
+                            f"update's norm (allowed {utol:.3f}, {NOISE_FACTOR}x the {floor_update:.3f} between two "
+                            f"valid eager runs)")
     if c_run.device.type == "cuda":
         s_e, s_c = eager.steady_step_seconds(), compiled.steady_step_seconds()
         criterion_detail(
