@@ -69,6 +69,9 @@ def test_tiny(benchmark):
 
 def test_benchmark_files_from_different_devices_are_not_compared(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
+    # Under xdist this test's subprocess would inherit PYTEST_XDIST_WORKER, and pytest-benchmark then
+    # disables itself and writes an empty file.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makepyfile(test_bench=BENCH)
     result = pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider",
                                            "--benchmark-json", "a.json")
