@@ -151,12 +151,7 @@ def pytest_configure(config: pytest.Config) -> None:
         min_scores[letter] = int(points)
     for c in config.getoption("criterion"):
         letter, _, name = c.partition(".")
-        if letter not in PUZZLES:
-            raise pytest.UsageError(f"--criterion expects PUZZLE.NAME, got {c!r}")
-        try:
-            PUZZLES[letter].criterion(name)
-        except KeyError as exc:
-            raise pytest.UsageError(f"--criterion {c}: {exc.args[0]}") from None
+        _check_criterion(letter, name, where=f"--criterion {c}")
     submissions = config.getoption("submission") or [DEFAULT_SUBMISSION]
     if len(submissions) > 1:
         raise pytest.UsageError(
@@ -181,6 +176,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}"]
 
 
+def _check_criterion(letter: str, name: str, *, where: str) -> None:
+    """A UsageError naming `where` unless `letter.name` is a rubric criterion (a typo fails loudly)."""
+    if letter not in PUZZLES:
+        raise pytest.UsageError(f"{where}: unknown puzzle {letter!r}; expected PUZZLE.NAME with PUZZLE in {sorted(PUZZLES)}")
+    try:
+        PUZZLES[letter].criterion(name)
+    except KeyError as exc:
+        raise pytest.UsageError(f"{where}: {exc.args[0]}") from None
+
+
 def _criterion_of(item: pytest.Item) -> tuple[str, str] | None:
     marker = item.get_closest_marker("criterion")
     if marker is None:
@@ -201,12 +206,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             keep.append(item)
             continue
         letter, name = crit
-        if letter not in PUZZLES:
-            raise pytest.UsageError(f"{item.nodeid}: unknown puzzle {letter!r}")
-        try:
-            PUZZLES[letter].criterion(name)
-        except KeyError as exc:
-            raise pytest.UsageError(f"{item.nodeid}: {exc.args[0]}") from None
+        _check_criterion(letter, name, where=item.nodeid)
         selected = (not state.puzzles or letter in state.puzzles) and (
             not state.criteria or f"{letter}.{name}" in state.criteria)
         if selected:
