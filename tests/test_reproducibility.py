@@ -3,7 +3,7 @@ are never compared; the reference solutions pass the `ci` profile under many see
 
 The issue's bar is 20 consecutive `ci` runs of every reference solution with different seeds. That costs hours
 of CPU in the Triton interpreter, so CI runs GRADER_REPRO_RUNS (default 2) seeds of puzzle A's `correct`;
-the full bar is run as documented in docs/batch.md:
+the full bar is run as documented in README.md ("Reproducibility bar"):
     GRADER_REPRO_RUNS=20 GRADER_REPRO_FULL=1 python3 -m pytest tests/test_reproducibility.py -k many_seeds
 """
 
