@@ -1,6 +1,6 @@
 """Grading many submissions: a directory and single files graded by `python -m grader.batch`, one crashing
 submission not stopping the others, progress printed, leaderboards written and merged across runs (the
-several-machines workflow of docs/batch.md); several --submission values given to pytest are refused."""
+several-machines workflow of the README); several --submission values given to pytest are refused."""
 
 from __future__ import annotations
 
