@@ -19,11 +19,16 @@ BROKEN_A = [
     ("a_wrong_shape", ("A.correct",), "correct", "expected quant_state.shape"),
     ("a_two_launches", ("A.correct", "A.single_triton_kernel"), "single_triton_kernel", "saw 2"),
     ("a_calls_bitsandbytes", ("A.correct", "A.single_triton_kernel"), "single_triton_kernel", "saw 0"),
+    ("a_breaks_the_graph", ("A.correct", "A.kernel_works_in_torch_compile"), "kernel_works_in_torch_compile",
+     "torch.compile(fullgraph=True) failed"),
+    ("a_forces_fp16", ("A.tested_in_f16_and_bf16",), "tested_in_f16_and_bf16", "dtype"),
+    # The plain kernel is correct but gives its loads and stores no eviction or cache hints.
+    ("a_plain_control", ("A.uses_cache_eviction",), "uses_cache_eviction", "eviction policy or cache modifier"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,criteria,failing,words", BROKEN_A, ids=[b[0] for b in BROKEN_A])
+@pytest.mark.parametrize("name,criteria,failing,words", BROKEN_A, ids=[f"{b[0]}-{b[2]}" for b in BROKEN_A])
 def test_broken_submission_fails_on_its_criterion(pytester, name, criteria, failing, words):
     card = grade(pytester, BROKEN / f"{name}.py", puzzles=("A",), criteria=criteria)
     got = statuses(card, "A")
