@@ -214,7 +214,7 @@ PUZZLE_C = Puzzle(
 
 PUZZLE_D = Puzzle(
     letter="D",
-    title="Memory-efficient linear + loss (the notebook's E)",
+    title="Memory-efficient linear + loss, the notebook's E",
     entry_point="memory_efficient_linear",
     max_points=10,
     criteria=(
