@@ -1,1 +1,1 @@
-"""Puzzle D (the notebook's E): memory-efficient linear + loss. See CONTRACT.md for the entry point."""
+"""Puzzle D (the notebook's E): memory-efficient linear + loss. The contract is in the README."""
