@@ -18,11 +18,11 @@ from grader.puzzle_a.strategies import WeightCase, weight_cases
 MAX_ULP = 1
 
 
-def _oracle_mismatches(out: torch.Tensor, q: oracles.Quantized, case: object) -> list[str]:
+def _oracle_mismatches(out: torch.Tensor, q: oracles.Quantized, reference: torch.Tensor, case: object) -> list[str]:
     """Why `out` is not within MAX_ULP of both oracles (empty when it is)."""
     from grader.compare import mismatch_report
 
-    for name, ref in (("bitsandbytes dequantize_4bit", oracles.bnb_dequantize(q)),
+    for name, ref in (("bitsandbytes dequantize_4bit", reference),
                       ("exact float32 oracle", oracles.exact_dequantize(q))):
         reasons = mismatch_report(out, ref, atol=float("inf"), rtol=0, what=f"output vs {name}")
         if reasons:
@@ -37,10 +37,11 @@ def _oracle_mismatches(out: torch.Tensor, q: oracles.Quantized, case: object) ->
     return []
 
 
-def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context: str = "") -> torch.Tensor:
-    """Call the candidate and compare with both oracles, failing from one place whatever went wrong.
+def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context: str = "") -> float:
+    """Call the candidate, compare with both oracles and return the fraction bit-exact with bitsandbytes.
 
-    Unwritten or cached outputs hold whatever memory held, so one example can break the contract in one
+    It fails from one place whatever went wrong:
+    unwritten or cached outputs hold whatever memory held, so one example can break the contract in one
     run and miss the oracles in the next; a single raise site keeps Hypothesis' replays consistent.
     """
     out, problems = None, []
@@ -49,10 +50,11 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context:
     except AssertionError as exc:
         problems = [str(exc)]
     if out is not None:
-        problems = _oracle_mismatches(out, q, case)
+        reference = oracles.bnb_dequantize(q)
+        problems = _oracle_mismatches(out, q, reference, case)
     if problems:
         raise AssertionError(context + "\n".join(problems))
-    return out
+    return (out == reference).float().mean().item() if out.numel() else 1.0
 
 
 @pytest.mark.criterion("A", "correct")
@@ -63,9 +65,7 @@ def test_matches_bitsandbytes_within_one_ulp(dequantize_nf4, device, max_numel, 
     @given(case=weight_cases(max_numel=max_numel))
     def check(case: WeightCase) -> None:
         q = oracles.quantize(case.make(device))
-        out = _graded_call(dequantize_nf4, q, case)
-        reference = oracles.bnb_dequantize(q)
-        exact.append((out == reference).float().mean().item() if out.numel() else 1.0)
+        exact.append(_graded_call(dequantize_nf4, q, case))
 
     check()
     note = " (Triton interpreter: a plain bf16 cast truncates there, so bf16 is held to 1 ulp)" if interpreted else ""
