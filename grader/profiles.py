@@ -2,6 +2,9 @@
 
 `deadline=None` everywhere: Triton and torch.compile spend their compile time on the first example.
 `print_blob=True` makes every failure print a `@reproduce_failure` line next to the shrunk example.
+`derandomize=False` and `database=None` are explicit: a new `settings` inherits from the profile loaded at import,
+and Hypothesis loads its own `ci` profile (derandomized, seed ignored) when it sees `CI` in the environment; a
+grade's inputs follow the grader seed and nothing else (no replay of another run's saved examples).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from hypothesis import HealthCheck, settings
 
 _COMMON = dict(
     deadline=None,
+    derandomize=False,
+    database=None,
     print_blob=True,
     report_multiple_bugs=False,  # one shrunk failure per criterion reads better than an ExceptionGroup
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
