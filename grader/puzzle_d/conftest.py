@@ -108,6 +108,12 @@ class MemoryComparison:
         return (f"{what}, {where} at {PUZZLE_TEXT}: peak {self.candidate.peak_gib:.2f} GiB vs naive "
                 f"{self.naive.peak_gib:.2f} GiB ({self.ratio:.2f}x) [{self.candidate.method}]")
 
+    def assert_at_most_half(self, criterion: str, what: str, where: str) -> None:
+        """Fail `D.<criterion>` unless the submission's peak is at most half the naive version's."""
+        assert self.ratio <= 0.5, (
+            f"D.{criterion}: {what}: peak {self.candidate.peak_gib:.2f} GiB is {self.ratio:.2f}x the naive "
+            f"full-logit version's {self.naive.peak_gib:.2f} GiB ({where}); at most 0.5x is required")
+
 
 def _puzzle_inputs(device: torch.device, loss: str) -> tuple[torch.Tensor, torch.nn.Linear, torch.Tensor, ForwardFunction]:
     """Puzzle-size X, LM head, labels and loss (`"ce"` or `"grpo"`); under FakeTensorMode nothing is allocated."""
