@@ -66,6 +66,8 @@ class GraderSession:
         crit = props.get(_CRITERION)
         if crit is None:
             return
+        letter, name = crit.split(".", 1)
+        self.collected.add((letter, name))  # under xdist only the workers collect; the controller learns it here
         if report.when == "teardown":
             self._record_also(report)
             if report.failed:  # a test whose teardown failed (tampering, say) gives its criterion no value
@@ -76,7 +78,6 @@ class GraderSession:
         if report.when != "call" and not report.failed and not report.skipped:
             return
         status, message = _status_of(report)
-        letter, name = crit.split(".", 1)
         details = [v for k, v in report.user_properties if k == _DETAIL]
         value = next((v for k, v in report.user_properties if k == _VALUE), None)
         self.results.setdefault((letter, name), []).append(
@@ -392,11 +393,22 @@ def _seeded(request: pytest.FixtureRequest, grader_seed: int) -> Iterator[None]:
 
 @pytest.fixture
 def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """`criterion_detail(text, value=None)`: record a measured figure that the scorecard shows."""
+    """`criterion_detail(text, value=None, replace=False)`: record a measured figure that the scorecard shows.
 
-    def record(text: str, value: float | None = None) -> None:
-        request.node.user_properties.append((_DETAIL, text))
+    With `replace=True` the text takes the place of the one this test recorded last with `replace=True`: a
+    running summary that a property test updates after each example.
+    """
+    running: list[int] = []
+
+    def record(text: str, value: float | None = None, replace: bool = False) -> None:
+        props = request.node.user_properties
+        if replace and running:
+            props[running[0]] = (_DETAIL, text)
+        else:
+            if replace:
+                running.append(len(props))
+            props.append((_DETAIL, text))
         if value is not None:
-            request.node.user_properties.append((_VALUE, float(value)))
+            props.append((_VALUE, float(value)))
 
     return record

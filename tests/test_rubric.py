@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from grader.rubric import PUZZLES, Outcome, score
-from tests.verdicts import REPO
+from tests.verdicts import BROKEN, REPO, grade, statuses
 
 
 def _outcomes(puzzle: str, status: str = "passed", **overrides: str | tuple[str, float]) -> dict[str, Outcome]:
@@ -91,3 +91,13 @@ def test_c_missing_layernorms_cost_three():
 def test_not_attempted_puzzle_scores_nothing():
     s = score(PUZZLES["D"], _outcomes("D", status="not_attempted"))
     assert (s.attempted, s.points) == (False, 0)
+
+
+@pytest.mark.slow
+def test_xdist_run_scores_like_one_process(pytester, monkeypatch):
+    """`pytest grader/ -n 2`: only the workers collect, yet the controller's scorecard has every verdict."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    card = grade(pytester, BROKEN / "d_logits_saved_for_backward.py", puzzles=("D",),
+                 criteria=("D.correct", "D.VRAM_50_percent_reduction"), extra=("-n", "2"))
+    assert statuses(card, "D") == {"correct": "passed", "VRAM_50_percent_reduction": "failed"}, card["output"][-3000:]
+    assert card["exit_code"] == 1 and "grader scorecard" in card["output"]

@@ -12,8 +12,8 @@ from hypothesis import assume
 
 from grader.measure.memory import MemoryPeak, cuda_peak, fake_tensor_peak
 from grader.outcomes import not_measured
-from grader.puzzle_d.oracles import (ForwardFunction, Result, cross_entropy, full_logit, grpo, natives,
-                                     precision_report)
+from grader.puzzle_d.oracles import (NATIVE_FACTOR, ForwardFunction, Result, cross_entropy, full_logit, grpo,
+                                     natives, precision_report)
 
 
 @pytest.fixture
@@ -57,14 +57,18 @@ def run_candidate(fn: Callable[..., torch.Tensor], X: torch.Tensor, linear: torc
 
 
 @pytest.fixture
-def judge(memory_efficient_linear: Callable[..., torch.Tensor]) -> Callable[..., Result]:
+def judge(memory_efficient_linear: Callable[..., torch.Tensor], criterion_detail: Callable[..., None]
+          ) -> Callable[..., Result]:
     """`judge(criterion, inputs, X, linear, labels, forward_function, chunk_size, upstream, *, candidate_forward)`.
 
     Runs the submission, the native versions (`oracles.natives`) and the float64 truth; raises
     AssertionError naming the criterion, the inputs and every tensor that breaks the precision rule
     (`oracles.precision_report`). Returns the candidate's result. The submission gets `candidate_forward` when
-    given (the same loss with a `CallLog` attached, say), otherwise `forward_function`.
+    given (the same loss with a `CallLog` attached, say), otherwise `forward_function`. The scorecard's detail
+    keeps a running count of the problems judged and the largest share of the allowance any tensor used.
     """
+    judged: list[float] = []
+    dtypes: set[str] = set()
 
     def check(criterion: str, inputs: str, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
               forward_function: ForwardFunction, chunk_size: int | None, upstream: float, *,
@@ -75,12 +79,17 @@ def judge(memory_efficient_linear: Callable[..., torch.Tensor]) -> Callable[...,
         assume(all(bool(torch.isfinite(t).all()) for n in plain for t in (n.loss, *n.grads.values()) if t is not None))
         got = run_candidate(memory_efficient_linear, X, linear, labels, candidate_forward or forward_function,
                             chunk_size, upstream)
-        reasons = precision_report(got.loss, [n.loss for n in plain], truth.loss, dtype=X.dtype, what="loss")
-        for name, expected in truth.grads.items():
-            reasons += precision_report(got.grads[name], [n.grads[name] for n in plain], expected,
-                                        dtype=X.dtype, what=f"d(upstream*loss)/d{name}")
+        checks = [precision_report(got.loss, [n.loss for n in plain], truth.loss, dtype=X.dtype, what="loss")]
+        checks += [precision_report(got.grads[name], [n.grads[name] for n in plain], expected, dtype=X.dtype,
+                                    what=f"d(upstream*loss)/d{name}") for name, expected in truth.grads.items()]
+        reasons = [r for c in checks for r in c.reasons]
         assert not reasons, (f"D.{criterion}: result differs from the full-logit computation\n"
                              f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
+        judged.append(max(c.used for c in checks))
+        dtypes.add(str(X.dtype).removeprefix("torch."))
+        criterion_detail(f"{len(judged)} problem(s) ({', '.join(sorted(dtypes))}) match the float64 truth; the "
+                         f"largest error used {max(judged):.2f} of the allowance ({NATIVE_FACTOR:g}x the plain "
+                         "computation's error + margin)", replace=True)
         return got
 
     return check

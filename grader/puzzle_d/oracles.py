@@ -255,37 +255,49 @@ def natives(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, forw
     return out
 
 
+@dataclass(frozen=True)
+class Precision:
+    """One tensor judged by the precision rule: how much of the allowance its error used, and why it failed."""
+
+    used: float  # max|actual - truth| / allowance; above 1 fails (inf: missing, malformed or NaN/Inf)
+    reasons: list[str]
+
+
 def precision_report(actual: torch.Tensor | None, natives: list[torch.Tensor], truth: torch.Tensor, *,
-                     dtype: torch.dtype, what: str) -> list[str]:
-    """Why `actual` breaks the precision rule against the float64 `truth` and the `natives`; [] if it does not.
+                     dtype: torch.dtype, what: str) -> Precision:
+    """`actual` judged against the float64 `truth` and the `natives` by the precision rule.
 
     Also checks presence, shape, dtype (that of the natives), and NaN/Inf where the truth is finite.
     """
     native = natives[0]
     if actual is None:
-        return [f"{what}: no gradient arrived (expected one of shape {tuple(native.shape)})"]
+        return Precision(math.inf, [f"{what}: no gradient arrived (expected one of shape {tuple(native.shape)})"])
     if not isinstance(actual, torch.Tensor):
-        return [f"{what}: expected a tensor, got {type(actual).__name__}"]
+        return Precision(math.inf, [f"{what}: expected a tensor, got {type(actual).__name__}"])
     if actual.shape != native.shape or actual.dtype != native.dtype:
-        return [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected {tuple(native.shape)} {native.dtype}"]
+        return Precision(math.inf, [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected "
+                                    f"{tuple(native.shape)} {native.dtype}"])
     a = actual.detach().double().reshape(-1).cpu()
     t = truth.detach().double().reshape(-1).cpu()
     bad = ~torch.isfinite(a) & torch.isfinite(t)
     if bad.any():
         i = bad.nonzero().flatten()[:3].tolist()
-        return [f"{what}: {int(bad.sum())} NaN/Inf where the float64 truth is finite, first at flat indices {i}: "
-                f"got {[a[j].item() for j in i]}, truth {[t[j].item() for j in i]}"]
+        return Precision(math.inf, [
+            f"{what}: {int(bad.sum())} NaN/Inf where the float64 truth is finite, first at flat indices {i}: "
+            f"got {[a[j].item() for j in i]}, truth {[t[j].item() for j in i]}"])
     if a.numel() == 0:
-        return []
+        return Precision(0.0, [])
     native_err = max((n.detach().double().reshape(-1).cpu() - t).abs().nan_to_num(nan=math.inf).max().item()
                      for n in natives)
     scale = t.abs().max().item()
     allowed = NATIVE_FACTOR * native_err + MARGIN[dtype] * scale
     err = (a - t).abs()
     worst = int(err.argmax())
-    if err[worst].item() <= allowed:
-        return []
-    return [f"{what}: max error {err[worst].item():.3g} against the float64 truth exceeds {allowed:.3g} "
-            f"({NATIVE_FACTOR:g} x the native {dtype} full-logit error {native_err:.3g} + {MARGIN[dtype]:.2g} x "
-            f"max|truth| {scale:.3g}); {int((err > allowed).sum())} of {a.numel()} elements over; worst at flat "
-            f"index {worst}: got {a[worst].item():.6g}, truth {t[worst].item():.6g}"]
+    used = err[worst].item() / allowed if allowed > 0 else (0.0 if err[worst].item() == 0 else math.inf)
+    if used <= 1:
+        return Precision(used, [])
+    return Precision(used, [
+        f"{what}: max error {err[worst].item():.3g} against the float64 truth exceeds {allowed:.3g} "
+        f"({NATIVE_FACTOR:g} x the native {dtype} full-logit error {native_err:.3g} + {MARGIN[dtype]:.2g} x "
+        f"max|truth| {scale:.3g}); {int((err > allowed).sum())} of {a.numel()} elements over; worst at flat "
+        f"index {worst}: got {a[worst].item():.6g}, truth {t[worst].item():.6g}"])
