@@ -101,3 +101,12 @@ def test_xdist_run_scores_like_one_process(pytester, monkeypatch):
                  criteria=("D.correct", "D.VRAM_50_percent_reduction"), extra=("-n", "2"))
     assert statuses(card, "D") == {"correct": "passed", "VRAM_50_percent_reduction": "failed"}, card["output"][-3000:]
     assert card["exit_code"] == 1 and "grader scorecard" in card["output"]
+
+
+@pytest.mark.slow
+def test_no_speed_verdict_under_xdist(pytester, monkeypatch):
+    """Side-by-side tests share the device: speed is not measured under -n, and the scorecard says why."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    card = grade(pytester, "solutions", puzzles=("A",), criteria=("A.speedup",), extra=("-n", "2"))
+    speedup = card["puzzles"]["A"]["criteria"]["speedup"]
+    assert speedup["status"] == "not_measured" and "pytest-xdist" in speedup["detail"], speedup
