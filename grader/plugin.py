@@ -22,6 +22,7 @@ import pytest
 
 from grader import profiles
 from grader.outcomes import NOT_ATTEMPTED, NOT_MEASURED
+from grader.progress import Progress
 from grader.report import PuzzleCard, Scorecard
 from grader.rubric import PUZZLES, Outcome, score
 from grader.submission import DEFAULT_SUBMISSION, Submission, load
@@ -349,6 +350,12 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 # ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig: pytest.Config) -> Progress:
+    """Progress lines for long steps: `with progress.step("C: training"): ...`."""
+    return Progress(pytestconfig)
 
 
 @pytest.fixture(scope="session")

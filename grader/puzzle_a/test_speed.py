@@ -59,7 +59,7 @@ def _bytes_moved(quant_state) -> int:
 
 @pytest.mark.criterion("A", "speedup")
 @pytest.mark.benchmark(group="A-notebook-protocol", timer=synchronized_perf_counter)
-def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, request):
+def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, request, progress):
     if hasattr(request.config, "workerinput"):  # as pytest-benchmark itself does under xdist
         not_measured("tests run side by side under pytest-xdist (-n), so timings would share the device; "
                      "grade the speedup in a run without -n")
@@ -70,8 +70,9 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
     for bsz, qlen, hd, m, seed, dtype in NOTEBOOK_CASES:
         torch.manual_seed(seed)
         mlps_by_case.append([MLP(hd, m, dtype, device) for _ in range(ROTATING_INPUTS)])
-    first, lines, suspect = _kernel_times(dequantize_nf4, mlps_by_case, bandwidth)
-    second, _, _ = _kernel_times(dequantize_nf4, mlps_by_case, bandwidth)
+    with progress.step("A: kernel times, two passes", "candidate, bnb and fast_dequantize interleaved, 9 weights"):
+        first, lines, suspect = _kernel_times(dequantize_nf4, mlps_by_case, bandwidth)
+        second, _, _ = _kernel_times(dequantize_nf4, mlps_by_case, bandwidth)
     ratios = [t["fast_dequantize"] / t["candidate"] for t in (first, second)]
     totals = first
 
@@ -88,9 +89,10 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
                     torch.cuda.synchronize()
             record.append(synchronized_perf_counter() - start)
 
-    notebook_protocol(oracles.fast_dequantize, protocol_s["fast_dequantize"])
-    benchmark.pedantic(notebook_protocol, args=(dequantize_nf4, protocol_s["candidate"]), rounds=1, iterations=1,
-                       warmup_rounds=0)
+    with progress.step("A: the notebook's timing protocol", "1000 x 3 calls per shape, fast_dequantize then candidate"):
+        notebook_protocol(oracles.fast_dequantize, protocol_s["fast_dequantize"])
+        benchmark.pedantic(notebook_protocol, args=(dequantize_nf4, protocol_s["candidate"]), rounds=1,
+                           iterations=1, warmup_rounds=0)
     baseline_protocol_s, candidate_protocol_s = sum(protocol_s["fast_dequantize"]), sum(protocol_s["candidate"])
     lines += [f"notebook protocol, hd={case[2]} m={case[3]}: candidate {c:.3f} s, fast_dequantize {b:.3f} s ({b / c:.2f}x)"
               for case, c, b in zip(NOTEBOOK_CASES, protocol_s["candidate"], protocol_s["fast_dequantize"])]

@@ -88,7 +88,7 @@ def _c_state() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], submission: Any, device: Any,
-          grader_seed: int, _c_state: None) -> CRun:
+          grader_seed: int, progress: Any, _c_state: None) -> CRun:
     """Train eagerly (if `C.correct` is selected) and through `compile_qlora`, once per session."""
     import bitsandbytes as bnb
     import torch
@@ -102,16 +102,19 @@ def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], sub
     dtype = torch.bfloat16
     run = CRun(spec, make_schedule(vocab_size=spec.vocab_size, shapes=SHAPES[kind], device=device,
                                    seed=grader_seed), dtype, device)
+    steps = f"{spec.name}, {len(run.schedule.steps)} optimizer steps"
     if _selected(request.session, "correct"):
         model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
-        run.eager = oracles.train(model, run.schedule, dtype=dtype, device=device)
+        with progress.step("C: eager training, the oracle", steps):
+            run.eager = oracles.train(model, run.schedule, dtype=dtype, device=device)
         del model
         _free(device)
         # The same training with another valid rounding (math attention instead of sdpa): how far two
         # correct computations drift apart here, which `correct`'s tolerances are measured against.
         model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
         model.get_base_model().set_attn_implementation("eager")
-        run.eager_floor = oracles.train(model, run.schedule, dtype=dtype, device=device)
+        with progress.step("C: eager training with math attention, the noise floor", steps):
+            run.eager_floor = oracles.train(model, run.schedule, dtype=dtype, device=device)
         del model
         _free(device)
     model = build_qlora_model(spec, dtype=dtype, device=device, seed=grader_seed)
@@ -124,8 +127,10 @@ def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], sub
         # (so max-autotune's matmul templates are seen). On CPU they stay on to keep CI short.
         # bitsandbytes' CPU kernels torch.compile themselves when they run; those graphs are not the
         # submission's and are left out of every count.
-        with dynamo.record(disable_inductor_caches=device.type == "cuda",
-                           ignore=(os.path.dirname(bnb.__file__),)) as report:
+        with progress.step("C: compile_qlora and training through it",
+                           f"{steps}; compiling can take minutes"), \
+                dynamo.record(disable_inductor_caches=device.type == "cuda",
+                              ignore=(os.path.dirname(bnb.__file__),)) as report:
             run.dynamo = report
             trained = compile_qlora(model)
             if not isinstance(trained, torch.nn.Module):

@@ -1,0 +1,45 @@
+"""Progress lines for the grader's long steps (training runs, timing loops), shown while pytest captures output.
+
+A test's output is captured until it ends, and one test can run for minutes on a GPU (puzzle C compiles a
+1B-parameter model). `Progress.step` writes a line through pytest's terminal reporter with capturing
+suspended, the way pytest's own live logging does, and another with the step's duration when it ends.
+Silent with `-q` and in pytest-xdist workers (whose terminal output goes nowhere).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
+
+import pytest
+
+
+class Progress:
+    """Writes `[grader] ...` lines for one pytest run."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    def line(self, text: str) -> None:
+        """Write one progress line now."""
+        config = self._config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+            return
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(f"[grader] {text}")
+
+    @contextmanager
+    def step(self, name: str, about: str = "") -> Iterator[None]:
+        """Announce a long step (`about` adds what it covers), then say how long it took or that it raised."""
+        self.line(f"{name} ({about}) ..." if about else f"{name} ...")
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException as exc:
+            self.line(f"{name}: stopped after {time.perf_counter() - start:.1f} s ({type(exc).__name__})")
+            raise
+        self.line(f"{name}: done in {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,47 @@
+"""Long grading steps announce themselves while pytest captures the test's output; `-q` silences them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.verdicts import REPO
+
+LONG_STEP = '''
+import pytest
+
+
+def test_long(progress):
+    print("captured, not shown")
+    with progress.step("X: a long step", "what it covers"):
+        pass
+
+
+def test_raising(progress):
+    with pytest.raises(ValueError):
+        with progress.step("X: a failing step"):
+            raise ValueError
+'''
+
+
+@pytest.fixture
+def run(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makepyfile(test_long=LONG_STEP)
+    return lambda *args: pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider", *args)
+
+
+def test_steps_are_announced_and_timed_despite_capture(run):
+    result = run()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["[[]grader[]] X: a long step (what it covers) ...",
+                                 "[[]grader[]] X: a long step: done in *s",
+                                 "[[]grader[]] X: a failing step ...",
+                                 "[[]grader[]] X: a failing step: stopped after * s (ValueError)"])
+    result.stdout.no_fnmatch_line("*captured, not shown*")
+
+
+def test_quiet_run_prints_no_progress(run):
+    result = run("-q")
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*[[]grader[]]*")
