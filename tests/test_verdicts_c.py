@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.verdicts import BROKEN, grade, statuses
+from tests.verdicts import BROKEN, grade, graded_on_gpu, statuses
 
 GRAPH_CRITERIA = ("attention_compiled", "mlp_compiled", "layernorms_compiled", "loss_compiled", "torch_compile_BnB")
 
@@ -47,7 +47,7 @@ def test_reference_scores_every_measurable_point(pytester):
     card = grade(pytester, "solutions", puzzles=("C",))
     c = card["puzzles"]["C"]
     got = statuses(card, "C")
-    on_gpu = bool(card["environment"].get("cuda"))
+    on_gpu = graded_on_gpu(card)
     expected_nm = set() if on_gpu else {"uses_flex_attention", "max_autotune_triton_matmul"}
     assert {k for k, s in got.items() if s == "not_measured"} == expected_nm, got
     assert all(s == "passed" for k, s in got.items() if k not in expected_nm), (got, card["output"][-3000:])

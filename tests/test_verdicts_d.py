@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.verdicts import BROKEN, grade, statuses
+from tests.verdicts import BROKEN, grade, graded_on_gpu, statuses
 
 # (submission, expected status of each criterion run, words the first failing criterion's detail must contain)
 BROKEN_D = [
@@ -52,4 +52,4 @@ def test_scores_every_point_measurable_here(pytester, submission):
     assert set(got.values()) == {"passed"}, f"{got}\n{card['output'][-3000:]}"
     assert d["correct"] and d["score"] == 10 and not d["provisional"] and card["exit_code"] == 0, d
     vram = d["criteria"]["VRAM_50_percent_reduction"]["detail"]
-    assert ("fake-tensor estimate" in vram) != ("cuda" in str(card["environment"].get("device", "")).lower()), vram
+    assert ("fake-tensor estimate" in vram) != graded_on_gpu(card), vram

@@ -33,6 +33,11 @@ def grade(pytester: pytest.Pytester, submission: str | Path, *, puzzles: tuple[s
     return card
 
 
+def graded_on_gpu(card: dict[str, Any]) -> bool:
+    """Whether the scorecard comes from a GPU run (its environment records a CUDA version only then)."""
+    return bool(card["environment"].get("cuda"))
+
+
 def statuses(card: dict[str, Any], puzzle: str) -> dict[str, str]:
     """criterion -> status for one puzzle of a scorecard."""
     return {name: c["status"] for name, c in card["puzzles"][puzzle]["criteria"].items()}
