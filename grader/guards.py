@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from grader.plugin import ALSO_PROPERTY, choose_device
+from grader.plugin import ALSO_PROPERTY, choose_device, criterion_of
 from grader.rubric import PUZZLES
 
 REPORT_CRITERION = "global_state_untouched"
@@ -258,8 +258,8 @@ class Guard:
 
     @staticmethod
     def _puzzle(item: pytest.Item) -> str | None:
-        marker = item.get_closest_marker("criterion")
-        return marker.args[0] if marker is not None and marker.args else None
+        crit = criterion_of(item)
+        return crit[0] if crit is not None else None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:

@@ -188,7 +188,8 @@ def _check_criterion(letter: str, name: str, *, where: str) -> None:
         raise pytest.UsageError(f"{where}: {exc.args[0]}") from None
 
 
-def _criterion_of(item: pytest.Item) -> tuple[str, str] | None:
+def criterion_of(item: pytest.Item) -> tuple[str, str] | None:
+    """The (puzzle, criterion) a test's `criterion` marker names, or None for an unmarked test."""
     marker = item.get_closest_marker("criterion")
     if marker is None:
         return None
@@ -201,7 +202,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = config.stash[STASH]
     keep, drop = [], []
     for item in items:
-        crit = _criterion_of(item)
+        crit = criterion_of(item)
         if crit is None:
             if _GRADER_DIR in Path(str(item.path)).parents:
                 raise pytest.UsageError(f"{item.nodeid}: every grader test needs @pytest.mark.criterion(...)")
@@ -289,14 +290,15 @@ def build_scorecard(config: pytest.Config) -> Scorecard | None:
         environment=environment.describe(), puzzles=cards, reproduce=_reproduce_command(config, state))
 
 
-def _is_worker(config: pytest.Config) -> bool:
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker (which runs tests but neither scores nor prints)."""
     return hasattr(config, "workerinput")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if _is_worker(config):
+    if is_xdist_worker(config):
         return
     state = config.stash[STASH]
     if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED) or config.option.collectonly:
@@ -319,7 +321,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if _is_worker(config):
+    if is_xdist_worker(config):
         return
     state = config.stash[STASH]
     card = state.scorecard
@@ -354,8 +356,10 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 @pytest.fixture(scope="session")
 def progress(pytestconfig: pytest.Config) -> Progress:
-    """Progress lines for long steps: `with progress.step("C: training"): ...`."""
-    return Progress(pytestconfig)
+    """Progress lines for long steps: `with progress.step("C: training"): ...` (silent with -q, in xdist workers)."""
+    plugins = pytestconfig.pluginmanager
+    quiet = is_xdist_worker(pytestconfig) or pytestconfig.get_verbosity() < 0
+    return Progress(None if quiet else plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager"))
 
 
 @pytest.fixture(scope="session")

@@ -3,34 +3,30 @@
 A test's output is captured until it ends, and one test can run for minutes on a GPU (puzzle C compiles a
 1B-parameter model). `Progress.step` writes a line through pytest's terminal reporter with capturing
 suspended, the way pytest's own live logging does, and another with the step's duration when it ends.
-Silent with `-q` and in pytest-xdist workers (whose terminal output goes nowhere).
+The plugin's `progress` fixture hands it no reporter with `-q` and in pytest-xdist workers (whose terminal
+output goes nowhere), so it stays silent there.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
-
-import pytest
+from typing import Any, Iterator
 
 
 class Progress:
-    """Writes `[grader] ...` lines for one pytest run."""
+    """Writes `[grader] ...` lines through pytest's terminal reporter; silent when given none."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self._config = config
+    def __init__(self, reporter: Any | None, capture: Any | None) -> None:
+        self._reporter, self._capture = reporter, capture
 
     def line(self, text: str) -> None:
         """Write one progress line now."""
-        config = self._config
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or hasattr(config, "workerinput") or config.get_verbosity() < 0:
+        if self._reporter is None:
             return
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
-            reporter.ensure_newline()
-            reporter.write_line(f"[grader] {text}")
+        with self._capture.global_and_fixture_disabled() if self._capture is not None else nullcontext():
+            self._reporter.ensure_newline()
+            self._reporter.write_line(f"[grader] {text}")
 
     @contextmanager
     def step(self, name: str, about: str = "") -> Iterator[None]:

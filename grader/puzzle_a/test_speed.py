@@ -15,6 +15,7 @@ import torch
 
 from grader.measure.timing import copy_bandwidth, synchronized_perf_counter, time_interleaved
 from grader.outcomes import not_measured
+from grader.plugin import is_xdist_worker
 from grader.puzzle_a import oracles
 from grader.puzzle_a.test_notebook import MLP, NOTEBOOK_CASES
 
@@ -60,7 +61,7 @@ def _bytes_moved(quant_state) -> int:
 @pytest.mark.criterion("A", "speedup")
 @pytest.mark.benchmark(group="A-notebook-protocol", timer=synchronized_perf_counter)
 def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, request, progress):
-    if hasattr(request.config, "workerinput"):  # as pytest-benchmark itself does under xdist
+    if is_xdist_worker(request.config):  # as pytest-benchmark itself does under xdist
         not_measured("tests run side by side under pytest-xdist (-n), so timings would share the device; "
                      "grade the speedup in a run without -n")
     if device.type != "cuda":

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from grader.plugin import criterion_of
 from grader.puzzle_c.builders import LLAMA_3_2_1B, TINY, ModelSpec, Schedule, build_qlora_model, make_schedule
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
@@ -64,7 +65,7 @@ def compile_qlora(submission: Any) -> Callable[..., Any]:
 
 
 def _selected(session: pytest.Session, criterion: str) -> bool:
-    return any(("grader_criterion", f"C.{criterion}") in item.user_properties for item in session.items)
+    return any(criterion_of(item) == ("C", criterion) for item in session.items)
 
 
 @pytest.fixture(scope="session")
