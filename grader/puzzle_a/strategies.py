@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,9 +26,7 @@ class WeightCase:
     def make(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """The weight itself: normal values times `scale`, with optional outliers and all-zero blocks."""
         g = torch.Generator().manual_seed(self.seed)
-        n = 1
-        for s in self.shape:
-            n *= s
+        n = math.prod(self.shape)
         w = torch.randn(n, generator=g) * self.scale
         if self.outliers and n:
             idx = torch.randint(0, n, (max(1, n // 500),), generator=g)

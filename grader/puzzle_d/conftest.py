@@ -12,8 +12,8 @@ from hypothesis import assume
 
 from grader.measure.memory import MemoryPeak, cuda_peak, fake_tensor_peak
 from grader.outcomes import not_measured
-from grader.puzzle_d.oracles import (NATIVE_FACTOR, ForwardFunction, Result, cross_entropy, full_logit, grpo,
-                                     natives, precision_report)
+from grader.puzzle_d.oracles import (NATIVE_FACTOR, ForwardFunction, Result, cross_entropy, full_logit,
+                                     gradients, grpo, natives, precision_report)
 
 
 @pytest.fixture
@@ -50,10 +50,7 @@ def run_candidate(fn: Callable[..., torch.Tensor], X: torch.Tensor, linear: torc
         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}")
     assert out.requires_grad, "the result does not require grad: no gradient can reach X, weight or bias"
     out.backward(torch.tensor(upstream, dtype=out.dtype, device=out.device))
-    grads = {"X": x.grad, "weight": lin.weight.grad}
-    if lin.bias is not None:
-        grads["bias"] = lin.bias.grad
-    return Result(out.detach().reshape(()), grads)
+    return Result(out.detach().reshape(()), gradients(x, lin))
 
 
 @pytest.fixture

@@ -214,6 +214,14 @@ class Result:
     grads: dict[str, torch.Tensor | None]
 
 
+def gradients(x: torch.Tensor, linear: torch.nn.Module) -> dict[str, torch.Tensor | None]:
+    """The gradients that arrived at X, the weight and (where there is one) the bias, by name."""
+    grads = {"X": x.grad, "weight": linear.weight.grad}
+    if linear.bias is not None:
+        grads["bias"] = linear.bias.grad
+    return grads
+
+
 def full_logit(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, forward_function: ForwardFunction,
                upstream: float, *, dtype: torch.dtype | None = None, scale_after: bool = False,
                chunk_size: int | None = None) -> Result:
@@ -233,9 +241,7 @@ def full_logit(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, f
     step = chunk_size or rows.shape[0]
     loss = sum(forward_function(rows[i:i + step], lin, targets[i:i + step]) for i in range(0, rows.shape[0], step))
     loss.backward(torch.tensor(1.0 if scale_after else upstream, dtype=loss.dtype, device=loss.device))
-    grads = {"X": x.grad, "weight": lin.weight.grad}
-    if lin.bias is not None:
-        grads["bias"] = lin.bias.grad
+    grads = gradients(x, lin)
     if scale_after:
         grads = {k: None if g is None else (g.float() * upstream).to(g.dtype) for k, g in grads.items()}
     return Result(loss.detach(), grads)

@@ -6,6 +6,7 @@ it, so examples stay small, shrink on shapes and flags, and print readably.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,10 +33,7 @@ class Problem:
     @property
     def rows(self) -> int:
         """Rows of X once flattened to (-1, hidden)."""
-        n = 1
-        for d in self.lead:
-            n *= d
-        return n
+        return math.prod(self.lead)
 
     def build(self, device: torch.device) -> tuple[torch.Tensor, torch.nn.Linear, torch.Tensor]:
         """X, the linear layer and the labels, reproducibly from `seed` (ignored labels are IGNORE_INDEX)."""
@@ -81,6 +79,11 @@ def chunk_sizes(rows: int) -> st.SearchStrategy[int | None]:
     if rows < 1:
         raise ValueError("chunk_sizes: rows must be >= 1")
     return st.one_of(st.just(1), st.integers(1, rows + 3), st.none())
+
+
+def problems_and_chunk_sizes(**bounds: object) -> st.SearchStrategy[tuple[Problem, int | None]]:
+    """A problem (`bounds` as for `problems`) with a chunk size drawn for its rows."""
+    return problems(**bounds).flatmap(lambda p: st.tuples(st.just(p), chunk_sizes(p.rows)))
 
 
 def upstream_scales() -> st.SearchStrategy[float]:

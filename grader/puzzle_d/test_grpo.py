@@ -11,12 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from grader.puzzle_d.oracles import grpo
-from grader.puzzle_d.strategies import Problem, chunk_sizes, problems, upstream_scales
+from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, upstream_scales
 
-CASES = problems(ignore=False).flatmap(lambda p: st.tuples(st.just(p), chunk_sizes(p.rows)))
+CASES = problems_and_chunk_sizes(ignore=False)
 # Bands for log(ratio) = logp - old_logp: clipped below, unclipped, clipped above (clip = 0.2).
 _BANDS = torch.tensor([[-0.5, -0.3], [-0.1, 0.1], [0.3, 0.5]], dtype=torch.float64)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from grader.puzzle_d.oracles import Recipe, composed, cross_entropy, kl_to_reference, mse
-from grader.puzzle_d.strategies import Problem, chunk_sizes, problems, recipes, upstream_scales
+from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, recipes, upstream_scales
 
-CASES = problems().flatmap(lambda p: st.tuples(st.just(p), chunk_sizes(p.rows)))
-DENSE_CASES = problems(ignore=False).flatmap(lambda p: st.tuples(st.just(p), chunk_sizes(p.rows)))
+CASES = problems_and_chunk_sizes()
+DENSE_CASES = problems_and_chunk_sizes(ignore=False)
 
 CE_VARIANTS = {
     "plain": {},

@@ -11,12 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from grader.puzzle_d.oracles import CallLog, cross_entropy
-from grader.puzzle_d.strategies import Problem, chunk_sizes, problems, upstream_scales
+from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, upstream_scales
 
-CASES = problems().flatmap(lambda p: st.tuples(st.just(p), chunk_sizes(p.rows)))
+CASES = problems_and_chunk_sizes()
 
 
 @pytest.mark.criterion("D", "remove_float32_upcast")
