@@ -9,17 +9,16 @@ the very same code.
 
 from __future__ import annotations
 
-import math
-
 import logging
+import math
 import re
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
-from typing import Callable
 from grader.puzzle_c.builders import Schedule
 
 log = logging.getLogger(__name__)  # one line per micro-batch: follow a long GPU run with --log-cli-level=INFO
@@ -49,17 +48,19 @@ class TrainRecord:
     step_seconds: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
 
+    def _compiling_steps(self) -> set[int]:
+        return {m.step for m in self.micro if m.compilations}
+
     def steady_step_seconds(self) -> float:
         """Median time of the steps that compiled nothing (warm-up excluded)."""
-        quiet = [t for i, t in enumerate(self.step_seconds)
-                 if i > 0 and not any(m.compilations for m in self.micro if m.step == i)]
+        compiling = self._compiling_steps()
+        quiet = [t for i, t in enumerate(self.step_seconds) if i > 0 and i not in compiling]
         return statistics.median(quiet or self.step_seconds[-1:])
 
     def compile_overhead_seconds(self) -> float:
         """Time the compiling steps spent beyond a steady step: the run's compile cost."""
-        steady = self.steady_step_seconds()
-        return sum(max(0.0, t - steady) for i, t in enumerate(self.step_seconds)
-                   if any(m.compilations for m in self.micro if m.step == i))
+        steady, compiling = self.steady_step_seconds(), self._compiling_steps()
+        return sum(max(0.0, t - steady) for i, t in enumerate(self.step_seconds) if i in compiling)
 
 
 def trainable_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:

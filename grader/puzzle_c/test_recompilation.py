@@ -52,8 +52,9 @@ def test_new_lengths_reuse_the_compiled_graphs(c_run: CRun, criterion_detail: Ca
     judged = max(0, len(seen) - FREE_LENGTHS)
     criterion_detail(f"{len(offending)} of {judged} new lengths after the first {FREE_LENGTHS} compiled", len(offending))
     detail = "\n".join(offending)
-    if offending and _recompile_lines(c_run):
-        detail += "\nrecompiles:\n" + _recompile_lines(c_run)
+    reasons = _recompile_lines(c_run)
+    if offending and reasons:
+        detail += "\nrecompiles:\n" + reasons
     if c_run.error is not None:
         c_run.fail_if_crashed(f"new lengths that compiled before the crash:\n{detail}" if offending else "")
     assert judged > 0, "the run saw too few lengths to judge"
