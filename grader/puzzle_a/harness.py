@@ -9,6 +9,7 @@ import torch
 from grader.puzzle_a.oracles import Quantized
 
 _STATE_TENSORS = ("absmax", "code", "offset")
+_STATE_VALUES = ("blocksize", "dtype", "shape", "nested", "quant_type")
 
 
 class _Saved:
@@ -16,7 +17,6 @@ class _Saved:
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.tensor, self.copy, self.dtype = tensor, tensor.clone(), tensor.dtype
-_STATE_VALUES = ("blocksize", "dtype", "shape", "nested", "quant_type")
 
 
 def snapshot(quant_state: Any) -> dict[str, Any]:

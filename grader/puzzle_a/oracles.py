@@ -21,7 +21,6 @@ class Quantized:
 
     weight: torch.Tensor
     quant_state: object
-    original: torch.Tensor
 
 
 def quantize(w: torch.Tensor, *, blocksize: int = 64, nested: bool = True, quant_type: str = "nf4") -> Quantized:
@@ -30,7 +29,7 @@ def quantize(w: torch.Tensor, *, blocksize: int = 64, nested: bool = True, quant
 
     packed, state = F.quantize_4bit(w, blocksize=blocksize, compress_statistics=nested, quant_type=quant_type)
     state.dtype = w.dtype
-    return Quantized(packed, state, w)
+    return Quantized(packed, state)
 
 
 def bnb_dequantize(q: Quantized) -> torch.Tensor:

@@ -84,7 +84,7 @@ def test_notebook_case(dequantize_nf4, device, case, criterion_detail):
         reference = lambda layer: oracles.fast_dequantize(layer.weight, layer.weight.quant_state)  # noqa: E731
     else:
         reference = lambda layer: oracles.bnb_dequantize(  # noqa: E731
-            oracles.Quantized(layer.weight, layer.weight.quant_state, layer.weight))
+            oracles.Quantized(layer.weight, layer.weight.quant_state))
     for _ in range(2):  # the notebook's two warm-up rounds
         out = mlp_forward(x, mlp, fx)
         assert out.dtype == dtype, f"MLP output dtype {out.dtype}, expected {dtype}"

@@ -102,5 +102,5 @@ def test_linear4bit_weight(dequantize_nf4, device, dtype):
     layer = Linear4bit(192, 320, bias=False, compute_dtype=dtype, compress_statistics=True, quant_type="nf4")
     layer = layer.to(device)
     layer.weight.quant_state.dtype = dtype
-    q = oracles.Quantized(layer.weight.data, layer.weight.quant_state, layer.weight.data)
+    q = oracles.Quantized(layer.weight.data, layer.weight.quant_state)
     _graded_call(dequantize_nf4, q, "Linear4bit(192, 320)")

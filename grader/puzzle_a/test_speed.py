@@ -36,7 +36,7 @@ def _kernel_times(dequantize_nf4, mlps_by_case, bandwidth: float) -> tuple[dict[
             fns = {
                 "candidate": lambda i: dequantize_nf4(layers[i], layers[i].quant_state),
                 "fast_dequantize": lambda i: oracles.fast_dequantize(layers[i], layers[i].quant_state),
-                "bnb": lambda i: oracles.bnb_dequantize(oracles.Quantized(layers[i], layers[i].quant_state, layers[i])),
+                "bnb": lambda i: oracles.bnb_dequantize(oracles.Quantized(layers[i], layers[i].quant_state)),
             }
             t = time_interleaved(fns, n_inputs=ROTATING_INPUTS)
             for name in totals:
