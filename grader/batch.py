@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader.report import PuzzleCard, leaderboard_markdown
+from grader.report import PuzzleCard, leaderboard_markdown, write_json
 from grader.rubric import PUZZLES, Outcome, score
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,9 +221,8 @@ def _progress(done: int, total: int, r: WorkerResult) -> str:
 
 def write_leaderboard(cards: list[dict[str, Any]], out: Path) -> None:
     """`out/leaderboard.json` (every scorecard) and `out/leaderboard.md` (the table)."""
-    out.mkdir(parents=True, exist_ok=True)
     seeds = sorted({c["grader_seed"] for c in cards})
-    (out / "leaderboard.json").write_text(json.dumps({"grader_seeds": seeds, "submissions": cards}, indent=2) + "\n")
+    write_json(out / "leaderboard.json", {"grader_seeds": seeds, "submissions": cards})
     (out / "leaderboard.md").write_text(leaderboard_markdown(cards))
 
 
@@ -261,9 +260,7 @@ def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], jobs: int, gpus: 
     cards = []
     for spec, name in zip(specs, names):
         card = submission_card(spec, name, seed, [r for r in results if r.job.name == name], pytest_args, criteria)
-        path = out / "scorecards" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(card, indent=2, default=str) + "\n")
+        write_json(out / "scorecards" / f"{name}.json", card)
         cards.append(card)
     write_leaderboard(cards, out)
     print(f"grader.batch: leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}", flush=True)
@@ -283,9 +280,8 @@ def merge(dirs: Sequence[str], out: Path) -> list[dict[str, Any]]:
                 print(f"grader.batch --merge: {card['name']} appears twice; keeping the one from {d}", flush=True)
             cards[card["name"]] = card
     merged = list(cards.values())
-    (out / "scorecards").mkdir(parents=True, exist_ok=True)
     for card in merged:
-        (out / "scorecards" / f"{card['name']}.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+        write_json(out / "scorecards" / f"{card['name']}.json", card)
     write_leaderboard(merged, out)
     print(f"grader.batch: merged {len(merged)} scorecards from {len(dirs)} directories into {out / 'leaderboard.md'}",
           flush=True)

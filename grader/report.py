@@ -12,6 +12,12 @@ from grader.rubric import PUZZLES, Outcome, Score
 _MARK = {"passed": "PASS", "failed": "FAIL", "not_measured": "n/m ", "not_attempted": "--  "}
 
 
+def write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON at `path`, parents created (values JSON cannot hold are written as text)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
 @dataclass
 class PuzzleCard:
     """One puzzle's graded criteria and score."""
@@ -70,8 +76,7 @@ class Scorecard:
 
     def write_json(self, path: Path) -> None:
         """Write the scorecard to `path` (parents created)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.as_json(), indent=2, default=str) + "\n")
+        write_json(path, self.as_json())
 
     def lines(self) -> list[str]:
         """The terminal scorecard, one line per criterion."""
