@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.verdicts import REPO
+from tests.verdicts import run_with_plugin
 
 WORLDS = '''
 import time
@@ -41,10 +41,8 @@ def test_the_timer_is_back_for_the_next_test():
 
 
 def test_settings_stay_within_their_puzzle_and_tampering_fails_the_test(pytester, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
     pytester.makepyfile(test_worlds=WORLDS)
-    result = pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "grader.guards", "-p", "no:cacheprovider",
-                                           "--score-json", "score.json")
+    result = run_with_plugin(pytester, monkeypatch, "-p", "grader.guards", "--score-json", "score.json")
     result.assert_outcomes(passed=5, errors=1)
     card = json.loads((pytester.path / "score.json").read_text())
     a, d = card["puzzles"]["A"]["criteria"], card["puzzles"]["D"]["criteria"]

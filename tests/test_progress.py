@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.verdicts import REPO
+from tests.verdicts import run_with_plugin
 
 LONG_STEP = '''
 import pytest
@@ -25,10 +25,8 @@ def test_raising(progress):
 
 @pytest.fixture
 def run(pytester, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makepyfile(test_long=LONG_STEP)
-    return lambda *args: pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider", *args)
+    return lambda *args: run_with_plugin(pytester, monkeypatch, *args)
 
 
 def test_steps_are_announced_and_timed_despite_capture(run):

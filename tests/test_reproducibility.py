@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.verdicts import REPO, SEED, grade, statuses
+from tests.verdicts import REPO, SEED, grade, run_with_plugin, statuses
 
 PROBE = '''
 import os
@@ -70,13 +70,8 @@ def test_tiny(benchmark):
 
 
 def test_benchmark_files_from_different_devices_are_not_compared(pytester, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    # Under xdist this test's subprocess would inherit PYTEST_XDIST_WORKER, and pytest-benchmark then
-    # disables itself and writes an empty file.
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makepyfile(test_bench=BENCH)
-    result = pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider",
-                                           "--benchmark-json", "a.json")
+    result = run_with_plugin(pytester, monkeypatch, "--benchmark-json", "a.json")
     result.assert_outcomes(passed=1)
     a = pytester.path / "a.json"
     data = json.loads(a.read_text())

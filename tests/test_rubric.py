@@ -94,9 +94,8 @@ def test_not_attempted_puzzle_scores_nothing():
 
 
 @pytest.mark.slow
-def test_xdist_run_scores_like_one_process(pytester, monkeypatch):
+def test_xdist_run_scores_like_one_process(pytester):
     """`pytest grader/ -n 2`: only the workers collect, yet the controller's scorecard has every verdict."""
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     card = grade(pytester, BROKEN / "d_logits_saved_for_backward.py", puzzles=("D",),
                  criteria=("D.correct", "D.VRAM_50_percent_reduction"), extra=("-n", "2"))
     assert statuses(card, "D") == {"correct": "passed", "VRAM_50_percent_reduction": "failed"}, card["output"][-3000:]
@@ -104,9 +103,8 @@ def test_xdist_run_scores_like_one_process(pytester, monkeypatch):
 
 
 @pytest.mark.slow
-def test_no_speed_verdict_under_xdist(pytester, monkeypatch):
+def test_no_speed_verdict_under_xdist(pytester):
     """Side-by-side tests share the device: speed is not measured under -n, and the scorecard says why."""
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     card = grade(pytester, "solutions", puzzles=("A",), criteria=("A.speedup",), extra=("-n", "2"))
     speedup = card["puzzles"]["A"]["criteria"]["speedup"]
     assert speedup["status"] == "not_measured" and "pytest-xdist" in speedup["detail"], speedup

@@ -33,6 +33,17 @@ def grade(pytester: pytest.Pytester, submission: str | Path, *, puzzles: tuple[s
     return card
 
 
+def run_with_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
+    """Run pytest in a subprocess over pytester's files with the grader plugin loaded, plus `args`.
+
+    The subprocess is a run of its own, not an xdist worker: PYTEST_XDIST_WORKER, inherited when the
+    self-tests run under -n, is removed (pytest-benchmark would otherwise disable itself there).
+    """
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    return pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider", *args)
+
+
 def graded_on_gpu(card: dict[str, Any]) -> bool:
     """Whether the scorecard comes from a GPU run (its environment records a CUDA version only then)."""
     return bool(card["environment"].get("cuda"))
