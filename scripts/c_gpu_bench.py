@@ -20,9 +20,10 @@ import time
 
 import torch
 
+from grader.llama import LLAMA_3_2_1B
 from grader.measure import dynamo
 from grader.puzzle_c import oracles
-from grader.puzzle_c.builders import LLAMA_3_2_1B, build_qlora_model, make_schedule
+from grader.puzzle_c.builders import build_qlora_model, make_schedule
 from grader.puzzle_c.conftest import SHAPES
 
 SEED = 1

@@ -16,24 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
+from grader.llama import ModelSpec
+
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Llama architecture sizes."""
-
-    name: str
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    vocab_size: int
-
-
-# Llama-3.2-1B's architecture (random weights).
-LLAMA_3_2_1B = ModelSpec("Llama-3.2-1B architecture", 2048, 8192, 16, 32, 8, 128256)
 # Small enough that eager + compiled training fits CI on two CPU cores; GQA kept (4 heads, 2 KV heads).
 TINY = ModelSpec("tiny Llama (CPU)", 256, 512, 2, 4, 2, 1024)
 
@@ -79,10 +66,7 @@ def build_qlora_model(spec: ModelSpec, *, dtype: torch.dtype, device: torch.devi
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads, vocab_size=spec.vocab_size,
-        max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True,
+        **spec.sizes(), max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True,
         initializer_range=spec.hidden_size ** -0.5, attn_implementation="sdpa")
     model = LlamaForCausalLM(config).to(dtype)
     for layer in model.model.layers:

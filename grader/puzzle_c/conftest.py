@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from grader.llama import LLAMA_3_2_1B, ModelSpec
 from grader.plugin import criterion_of
-from grader.puzzle_c.builders import LLAMA_3_2_1B, TINY, ModelSpec, Schedule, build_qlora_model, make_schedule
+from grader.puzzle_c.builders import TINY, Schedule, build_qlora_model, make_schedule
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
 # distinct lengths than dynamo's default recompile limit (8), and a batch-size change at a length seen

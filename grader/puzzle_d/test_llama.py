@@ -19,13 +19,12 @@ import pytest
 import torch
 
 from grader.compare import assert_close
+from grader.llama import LLAMA_3_2_1B, ModelSpec
 from grader.puzzle_d.oracles import IGNORE_INDEX, cross_entropy
 
-LLAMA_3_2_1B = dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
-                    intermediate_size=8192, vocab_size=128256, max_position_embeddings=131072, rope_theta=500000.0,
-                    tie_word_embeddings=True)
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=128, vocab_size=1000, max_position_embeddings=256, tie_word_embeddings=True)
+TINY = ModelSpec("tiny Llama", 64, 128, 2, 4, 2, 1000)
+# LlamaConfig arguments besides the sizes: Llama-3.2-1B's context and RoPE base on a GPU, a short context on CPU.
+CONTEXT = {True: dict(max_position_embeddings=131072, rope_theta=500000.0), False: dict(max_position_embeddings=256)}
 STEPS, LR = 5, 1e-3
 
 
@@ -67,7 +66,8 @@ def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_deta
     from transformers import LlamaConfig, LlamaForCausalLM
 
     on_gpu = device.type == "cuda"
-    config = LlamaConfig(**(LLAMA_3_2_1B if on_gpu else TINY), attn_implementation="eager")
+    spec = LLAMA_3_2_1B if on_gpu else TINY
+    config = LlamaConfig(**spec.sizes(), **CONTEXT[on_gpu], tie_word_embeddings=True, attn_implementation="eager")
     bsz, seq = (2, 512) if on_gpu else (2, 48)
     torch.manual_seed(0)
     with torch.device(device):
@@ -83,7 +83,7 @@ def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_deta
     initial = [p.detach().clone() for p in stock.parameters()]
     expected, expected_grads = _train(stock, batches, lambda m, ids, labels: m(input_ids=ids, labels=labels).loss)
     got, got_grads = _train(ours, batches, chunked)
-    name = "Llama-3.2-1B architecture" if on_gpu else "tiny Llama"
+    name = spec.name
     names = [n for n, _ in stock.named_parameters()]
     grad_err = max(_relative(g, e, e) for g, e in zip(got_grads, expected_grads))
     weight_err = max(_relative(p, q, q - w) for p, q, w in zip(ours.parameters(), stock.parameters(), initial))
