@@ -29,6 +29,7 @@ from solutions.memory_efficient_linear import memory_efficient_linear  # noqa: E
 from tests.broken.d_plain_control import memory_efficient_linear as plain_control  # noqa: E402
 
 B, T, H, V = 4, 4096, 4096, 128256
+REPS, WARMUP = 10, 3
 
 
 def with_group_budget(mib: int, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -39,7 +40,6 @@ def with_group_budget(mib: int, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         return fn()
     finally:
         reference._GROUP_BUDGET_BYTES = saved
-REPS, WARMUP = 10, 3
 
 
 def main(out: Path) -> None:
