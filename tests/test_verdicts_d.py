@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.verdicts import BROKEN, grade, graded_on_gpu, statuses
+from tests.verdicts import BROKEN, assert_scores_every_measurable_point, grade, graded_on_gpu, statuses
 
 # (submission, expected status of each criterion run, words the first failing criterion's detail must contain)
 BROKEN_D = [
@@ -55,9 +55,6 @@ def test_broken_submission_fails_on_its_criterion(pytester, name, expected, word
 def test_scores_every_point_measurable_here(pytester, submission):
     """Every D criterion is decidable on a CPU (VRAM from fake tensors), so both score 10 of 10."""
     card = grade(pytester, submission, puzzles=("D",))
-    d = card["puzzles"]["D"]
-    got = statuses(card, "D")
-    assert set(got.values()) == {"passed"}, f"{got}\n{card['output'][-3000:]}"
-    assert d["correct"] and d["score"] == 10 and not d["provisional"] and card["exit_code"] == 0, d
-    vram = d["criteria"]["VRAM_50_percent_reduction"]["detail"]
+    assert_scores_every_measurable_point(card, "D", cpu_score=10)
+    vram = card["puzzles"]["D"]["criteria"]["VRAM_50_percent_reduction"]["detail"]
     assert ("fake-tensor estimate" in vram) != graded_on_gpu(card), vram
