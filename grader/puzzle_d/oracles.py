@@ -6,13 +6,12 @@ chunks equals the loss over all rows. Every builder upcasts the logits to at lea
 loss (float64 stays float64, so the same builder yields the float64 truth).
 
 `full_logit` runs a forward function over all rows at once, the naive version, in the inputs' own
-precision or in float64; `precision_report` judges a candidate against both.
+precision or in float64; `standard.py` judges a candidate against both.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,26 +21,6 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 ForwardFunction = Callable[[torch.Tensor, torch.nn.Module, torch.Tensor], torch.Tensor]
-
-# The precision rule, after Cut Cross-Entropy's tests (candidate error <= native error + margin), taken per
-# tensor: max|candidate - truth| <= NATIVE_FACTOR * max|native - truth| + MARGIN[dtype] * max|truth|.
-# "native" is the worst of the plain computations in the inputs' dtype listed by `natives()`: full logits
-# with the upstream gradient applied before backward or after it, and the same chunks summed by autograd.
-# Several because a chunked result is one more realisation of the same rounding: in float32, on composed
-# losses whose terms cancel, two natives' errors alone differ by up to 550x (measured over 1500 random
-# problems), and summing 24 one-row chunks of a bias gradient in float32 triples the error of one sum, so
-# a single native would fail honest work. Float16 gets no "after": scaling afterwards lets small gradients
-# underflow, which is what a GradScaler loss scale prevents.
-NATIVE_FACTOR = 2.0
-# 16-bit: four unit roundoffs of the largest |truth|, room for summing chunks in another order (the
-# reference stays under 1x native + this over 1600 random problems). float32: 2^-16, since sums whose terms
-# cancel lose ~100 unit roundoffs of the largest |truth| (measured on composed losses), one in ~5000 tensors
-# beyond 2x native + 4 ulp; still far below any fault: TF32 matmuls err by ~2^-11, bfloat16 logits by 2^-8.
-MARGIN: dict[torch.dtype, float] = {
-    torch.float32: 2.0**-16,
-    torch.float16: 4 * 2.0**-11,
-    torch.bfloat16: 4 * 2.0**-8,
-}
 
 
 def upcast(t: torch.Tensor) -> torch.Tensor:
@@ -245,65 +224,3 @@ def full_logit(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, f
     if scale_after:
         grads = {k: None if g is None else (g.float() * upstream).to(g.dtype) for k, g in grads.items()}
     return Result(loss.detach(), grads)
-
-
-def natives(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, forward_function: ForwardFunction,
-            upstream: float, chunk_size: int | None) -> list[Result]:
-    """The native computations in the inputs' dtype whose errors set the precision rule's yardstick.
-
-    Full logits with the upstream gradient applied before backward and, where that is exact to one rounding
-    (float32's exponent range), after it; and, for a given chunk size, the same chunks summed by autograd.
-    """
-    orders = (False,) if X.dtype == torch.float16 else (False, True)
-    out = [full_logit(X, linear, labels, forward_function, upstream, scale_after=after) for after in orders]
-    if chunk_size is not None:
-        out.append(full_logit(X, linear, labels, forward_function, upstream, chunk_size=chunk_size))
-    return out
-
-
-@dataclass(frozen=True)
-class Precision:
-    """One tensor judged by the precision rule: how much of the allowance its error used, and why it failed."""
-
-    used: float  # max|actual - truth| / allowance; above 1 fails (inf: missing, malformed or NaN/Inf)
-    reasons: list[str]
-
-
-def precision_report(actual: torch.Tensor | None, natives: list[torch.Tensor], truth: torch.Tensor, *,
-                     dtype: torch.dtype, what: str) -> Precision:
-    """`actual` judged against the float64 `truth` and the `natives` by the precision rule.
-
-    Also checks presence, shape, dtype (that of the natives), and NaN/Inf where the truth is finite.
-    """
-    native = natives[0]
-    if actual is None:
-        return Precision(math.inf, [f"{what}: no gradient arrived (expected one of shape {tuple(native.shape)})"])
-    if not isinstance(actual, torch.Tensor):
-        return Precision(math.inf, [f"{what}: expected a tensor, got {type(actual).__name__}"])
-    if actual.shape != native.shape or actual.dtype != native.dtype:
-        return Precision(math.inf, [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected "
-                                    f"{tuple(native.shape)} {native.dtype}"])
-    a = actual.detach().double().reshape(-1).cpu()
-    t = truth.detach().double().reshape(-1).cpu()
-    bad = ~torch.isfinite(a) & torch.isfinite(t)
-    if bad.any():
-        i = bad.nonzero().flatten()[:3].tolist()
-        return Precision(math.inf, [
-            f"{what}: {int(bad.sum())} NaN/Inf where the float64 truth is finite, first at flat indices {i}: "
-            f"got {[a[j].item() for j in i]}, truth {[t[j].item() for j in i]}"])
-    if a.numel() == 0:
-        return Precision(0.0, [])
-    native_err = max((n.detach().double().reshape(-1).cpu() - t).abs().nan_to_num(nan=math.inf).max().item()
-                     for n in natives)
-    scale = t.abs().max().item()
-    allowed = NATIVE_FACTOR * native_err + MARGIN[dtype] * scale
-    err = (a - t).abs()
-    worst = int(err.argmax())
-    used = err[worst].item() / allowed if allowed > 0 else (0.0 if err[worst].item() == 0 else math.inf)
-    if used <= 1:
-        return Precision(used, [])
-    return Precision(used, [
-        f"{what}: max error {err[worst].item():.3g} against the float64 truth exceeds {allowed:.3g} "
-        f"({NATIVE_FACTOR:g} x the native {dtype} full-logit error {native_err:.3g} + {MARGIN[dtype]:.2g} x "
-        f"max|truth| {scale:.3g}); {int((err > allowed).sum())} of {a.numel()} elements over; worst at flat "
-        f"index {worst}: got {a[worst].item():.6g}, truth {t[worst].item():.6g}"])

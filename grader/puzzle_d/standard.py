@@ -1,0 +1,256 @@
+"""Puzzle D's correctness standard, in one place: every D criterion that judges values judges them here.
+
+- Parity (`Judge`, `precision_report`): a result and its gradients against the float64 truth, allowed
+  `NATIVE_FACTOR` times the worst error of the plain computations in the inputs' dtype (`natives`),
+  measured in the same run on the same problem, plus `MARGIN[dtype]` of the largest |truth|.
+- Memory (`MemoryComparison`): the submission's peak at most `HALF_OF_NAIVE` of the naive full-logit peak.
+- Training (`compare_training`): a Llama trained through the submission against the stock one, by
+  relative norms (`relative`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`, `WEIGHT_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from hypothesis import assume
+
+from grader.compare import mismatch_report
+from grader.measure.memory import MemoryPeak
+from grader.puzzle_d.oracles import ForwardFunction, Result, full_logit, gradients
+
+# ---- Parity with the full-logit computation --------------------------------------------------------------
+#
+# The rule, after Cut Cross-Entropy's tests (candidate error <= native error + margin), per tensor:
+#     max|candidate - truth| <= NATIVE_FACTOR * max|native - truth| + MARGIN[dtype] * max|truth|
+# where truth is the float64 full-logit computation and "native" the worst of `natives()`, the plain
+# computations in the inputs' dtype, all measured in the run on the judged problem.
+#
+# NATIVE_FACTOR: a correct chunked result is one more realisation of the same roundings as the natives (the
+# same operations, summed in another order and grouping), so its error is of the natives' size, not bounded
+# by any one of them: two natives' errors alone differ by up to 550x on composed float32 losses whose terms
+# cancel (measured over 1500 random problems), hence several natives and twice the worst of them.
+NATIVE_FACTOR = 2.0
+# MARGIN, a share of max|truth| for where every native happens to land closer to the truth than rounding
+# guarantees (a lucky cancellation), so that a reordered sum may miss by a few roundings more:
+# - 16-bit: 4 unit roundoffs (u = 2^-11 for float16, 2^-8 for bfloat16): the rounding of the result to its
+#   dtype (1), of the chunk's gradient before it is summed (1) and of the sum in another order (2). The
+#   reference stays under 1x native + this over 1600 random problems.
+# - float32: 2^-16 (256 unit roundoffs of 2^-24), measured: on composed losses whose terms cancel, a
+#   reordered float32 sum loses ~100 unit roundoffs of max|truth|, and one tensor in ~5000 lands beyond
+#   2x native + 4u. Still far below any fault the criteria catch: TF32 matmuls err by ~2^-11, bfloat16
+#   logits by 2^-8, a dropped chunk or missing upstream factor by O(1).
+MARGIN: dict[torch.dtype, float] = {
+    torch.float32: 2.0**-16,
+    torch.float16: 4 * 2.0**-11,
+    torch.bfloat16: 4 * 2.0**-8,
+}
+
+
+def natives(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, forward_function: ForwardFunction,
+            upstream: float, chunk_size: int | None) -> list[Result]:
+    """The plain computations in the inputs' dtype whose errors are the parity rule's yardstick.
+
+    Full logits with the upstream gradient applied before backward, and after it (multiplied in float32)
+    where that is exact to one rounding: not in float16, whose small gradients underflow before a scale
+    applied afterwards (a GradScaler loss scale) could save them. With a chunk size, also the same chunks
+    summed in one autograd graph: summing 24 one-row chunks of a float32 bias gradient triples the error of
+    one sum, which a correct chunked submission may do too.
+    """
+    orders = (False,) if X.dtype == torch.float16 else (False, True)
+    out = [full_logit(X, linear, labels, forward_function, upstream, scale_after=after) for after in orders]
+    if chunk_size is not None:
+        out.append(full_logit(X, linear, labels, forward_function, upstream, chunk_size=chunk_size))
+    return out
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One tensor judged by the parity rule: how much of the allowance its error used, and why it failed."""
+
+    used: float  # max|actual - truth| / allowance; above 1 fails (inf: missing, malformed or NaN/Inf)
+    reasons: list[str]
+
+
+def precision_report(actual: torch.Tensor | None, native: list[torch.Tensor], truth: torch.Tensor, *,
+                     dtype: torch.dtype, what: str) -> Precision:
+    """`actual` judged against the float64 `truth` and the `native` tensors by the parity rule.
+
+    Also checks presence, shape, dtype (that of the natives), and NaN/Inf where the truth is finite.
+    """
+    first = native[0]
+    if actual is None:
+        return Precision(math.inf, [f"{what}: no gradient arrived (expected one of shape {tuple(first.shape)})"])
+    if not isinstance(actual, torch.Tensor):
+        return Precision(math.inf, [f"{what}: expected a tensor, got {type(actual).__name__}"])
+    if actual.shape != first.shape or actual.dtype != first.dtype:
+        return Precision(math.inf, [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected "
+                                    f"{tuple(first.shape)} {first.dtype}"])
+    a = actual.detach().double().reshape(-1).cpu()
+    t = truth.detach().double().reshape(-1).cpu()
+    bad = ~torch.isfinite(a) & torch.isfinite(t)
+    if bad.any():
+        i = bad.nonzero().flatten()[:3].tolist()
+        return Precision(math.inf, [
+            f"{what}: {int(bad.sum())} NaN/Inf where the float64 truth is finite, first at flat indices {i}: "
+            f"got {[a[j].item() for j in i]}, truth {[t[j].item() for j in i]}"])
+    if a.numel() == 0:
+        return Precision(0.0, [])
+    native_err = max((n.detach().double().reshape(-1).cpu() - t).abs().nan_to_num(nan=math.inf).max().item()
+                     for n in native)
+    scale = t.abs().max().item()
+    allowed = NATIVE_FACTOR * native_err + MARGIN[dtype] * scale
+    err = (a - t).abs()
+    worst = int(err.argmax())
+    used = err[worst].item() / allowed if allowed > 0 else (0.0 if err[worst].item() == 0 else math.inf)
+    if used <= 1:
+        return Precision(used, [])
+    return Precision(used, [
+        f"{what}: max error {err[worst].item():.3g} against the float64 truth exceeds {allowed:.3g} "
+        f"({NATIVE_FACTOR:g} x the native {dtype} full-logit error {native_err:.3g} + {MARGIN[dtype]:.2g} x "
+        f"max|truth| {scale:.3g}); {int((err > allowed).sum())} of {a.numel()} elements over; worst at flat "
+        f"index {worst}: got {a[worst].item():.6g}, truth {t[worst].item():.6g}"])
+
+
+def run_candidate(fn: Callable[..., torch.Tensor], X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
+                  forward_function: ForwardFunction, chunk_size: int | None, upstream: float) -> Result:
+    """Call the submission on copies of the inputs, backpropagate `upstream`, collect loss and gradients."""
+    lin = copy.deepcopy(linear)
+    lin.zero_grad(set_to_none=True)
+    x = X.detach().clone().requires_grad_(True)
+    out = fn(x, lin, labels.clone(), forward_function, chunk_size)
+    assert isinstance(out, torch.Tensor) and out.numel() == 1, (
+        f"memory_efficient_linear must return a scalar tensor, got {type(out).__name__} "
+        f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}")
+    assert out.requires_grad, "the result does not require grad: no gradient can reach X, weight or bias"
+    out.backward(torch.tensor(upstream, dtype=out.dtype, device=out.device))
+    return Result(out.detach().reshape(()), gradients(x, lin))
+
+
+class Judge:
+    """The parity judge for one test: runs the submission on problems and keeps a running summary."""
+
+    def __init__(self, memory_efficient_linear: Callable[..., torch.Tensor]):
+        self._fn = memory_efficient_linear
+        self._used: list[float] = []
+        self._dtypes: set[str] = set()
+
+    def __call__(self, criterion: str, inputs: str, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
+                 forward_function: ForwardFunction, chunk_size: int | None, upstream: float, *,
+                 candidate_forward: ForwardFunction | None = None) -> Result:
+        """Judge the submission on one problem; AssertionError names `criterion`, `inputs` and every bad tensor.
+
+        The submission gets `candidate_forward` when given (the same loss with a `CallLog` attached, say),
+        otherwise `forward_function`. Returns the candidate's result.
+        """
+        truth = full_logit(X, linear, labels, forward_function, upstream, dtype=torch.float64)
+        plain = natives(X, linear, labels, forward_function, upstream, chunk_size)
+        # An example the dtype cannot hold natively (a 16-bit gradient overflowing) judges nothing: draw another.
+        assume(all(bool(torch.isfinite(t).all()) for n in plain for t in (n.loss, *n.grads.values()) if t is not None))
+        got = run_candidate(self._fn, X, linear, labels, candidate_forward or forward_function, chunk_size, upstream)
+        checks = [precision_report(got.loss, [n.loss for n in plain], truth.loss, dtype=X.dtype, what="loss")]
+        checks += [precision_report(got.grads[name], [n.grads[name] for n in plain], expected, dtype=X.dtype,
+                                    what=f"d(upstream*loss)/d{name}") for name, expected in truth.grads.items()]
+        reasons = [r for c in checks for r in c.reasons]
+        assert not reasons, (f"D.{criterion}: result differs from the full-logit computation\n"
+                             f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
+        self._used.append(max(c.used for c in checks))
+        self._dtypes.add(str(X.dtype).removeprefix("torch."))
+        return got
+
+    def summary(self) -> str:
+        """The problems judged so far and the largest share of the allowance any tensor used."""
+        return (f"{len(self._used)} problem(s) ({', '.join(sorted(self._dtypes))}) match the float64 truth; the "
+                f"largest error used {max(self._used, default=0.0):.2f} of the allowance ({NATIVE_FACTOR:g}x the "
+                "plain computation's error + margin)")
+
+
+# ---- Memory ----------------------------------------------------------------------------------------------
+
+# The puzzle's bar: "VRAM 50% reduction" against the naive full-logit version on the same problem.
+HALF_OF_NAIVE = 0.5
+
+
+@dataclass(frozen=True)
+class MemoryComparison:
+    """Peak memory of the submission and of the naive full-logit version on the same `problem`."""
+
+    candidate: MemoryPeak
+    naive: MemoryPeak
+    problem: str
+
+    @property
+    def ratio(self) -> float:
+        """Candidate peak over naive peak."""
+        return self.candidate.peak_bytes / self.naive.peak_bytes
+
+    def describe(self, what: str, where: str) -> str:
+        """One line for the scorecard."""
+        return (f"{what}, {where} at {self.problem}: peak {self.candidate.peak_gib:.2f} GiB vs naive "
+                f"{self.naive.peak_gib:.2f} GiB ({self.ratio:.2f}x) [{self.candidate.method}]")
+
+    def assert_at_most_half(self, criterion: str, what: str, where: str) -> None:
+        """Fail `D.<criterion>` unless the submission's peak is at most half the naive version's."""
+        assert self.ratio <= HALF_OF_NAIVE, (
+            f"D.{criterion}: {what}: peak {self.candidate.peak_gib:.2f} GiB is {self.ratio:.2f}x the naive "
+            f"full-logit version's {self.naive.peak_gib:.2f} GiB ({where}); at most {HALF_OF_NAIVE:g}x is required")
+
+
+# ---- Training a Llama ------------------------------------------------------------------------------------
+#
+# Both models start from the same weights and take the same AdamW steps in float32 (TF32 off), so a correct
+# submission differs from stock only by the order of float32 sums (chunks instead of one matmul). Not
+# elementwise: AdamW turns noise in near-zero gradients into lr-sized steps; on an H100 the summation-order
+# noise of two correct runs left 109k of the 262M embedding elements up to 4e-3 apart after 5 steps.
+# Measured on an H100 for the reference at Llama-3.2-1B size (BENCHMARKS.md): losses equal to 5 decimals,
+# first-step gradients 4.4e-6 and final weights 1.3e-3 of stock (relative norms below); each tolerance sits
+# above that, and far below a fault (averaged chunks move the loss by O(1), a lost gradient by 100%).
+# Per-step losses, atol and rtol: 1e-4 (the losses, near 12, agreed to 1e-5).
+LOSS_TOLERANCE = 1e-4
+# First-step gradient of every parameter, relative norm: 1e-4 (measured 4.4e-6). Gradients are compared at
+# all because AdamW's normalised step would hide a gradient off by a constant factor.
+GRADIENT_TOLERANCE = 1e-4
+# Final weights, relative to the distance training moved them: 1e-2 (measured 1.3e-3, the AdamW amplification).
+WEIGHT_TOLERANCE = 1e-2
+
+
+def relative(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:
+    """||a - b|| / ||scale|| in float64 (0 when both norms are 0, inf when only the scale's is)."""
+    num, den = (a.double() - b.double()).norm().item(), scale.double().norm().item()
+    return num / den if den else (0.0 if num == 0 else math.inf)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one model's training left: per-step losses, first-step gradients, final weights (parameter order)."""
+
+    losses: list[float]
+    first_grads: list[torch.Tensor]
+    final: list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainingComparison:
+    """A run through the submission against the stock run: worst relative differences and every failure."""
+
+    gradient_error: float
+    weight_error: float
+    reasons: list[str]
+
+
+def compare_training(ours: TrainingRun, stock: TrainingRun, initial: list[torch.Tensor], names: list[str], *,
+                     criterion: str, model: str, steps: int) -> TrainingComparison:
+    """Judge `ours` against `stock` (both from `initial`): losses, first-step gradients, final weights."""
+    reasons = mismatch_report(torch.tensor(ours.losses), torch.tensor(stock.losses), atol=LOSS_TOLERANCE,
+                              rtol=LOSS_TOLERANCE, what=f"D.{criterion}: per-step training loss ({model})")
+    grads = [relative(g, e, e) for g, e in zip(ours.first_grads, stock.first_grads)]
+    weights = [relative(p, q, q - w) for p, q, w in zip(ours.final, stock.final, initial)]
+    reasons += [f"D.{criterion}: first-step gradient of {n} differs from stock by {err:.2e} of its norm "
+                f"(at most {GRADIENT_TOLERANCE:g}) ({model})" for n, err in zip(names, grads) if err > GRADIENT_TOLERANCE]
+    reasons += [f"D.{criterion}: after {steps} steps {n} differs from stock by {err:.2e} of the distance training "
+                f"moved it (at most {WEIGHT_TOLERANCE:g}) ({model})" for n, err in zip(names, weights)
+                if err > WEIGHT_TOLERANCE]
+    return TrainingComparison(max(grads, default=0.0), max(weights, default=0.0), reasons)
