@@ -369,12 +369,16 @@ def grader_seed(pytestconfig: pytest.Config) -> int:
 
 
 def choose_device() -> Any:
-    """`cuda` when a GPU is present; otherwise `cpu`, with Triton's interpreter switched on before any kernel is defined."""
+    """`cuda` when a GPU is present; otherwise `cpu`, with Triton's interpreter switched on before any kernel is
+    defined and made to round bfloat16 as a GPU does (`grader.interpreter`)."""
     import torch
 
     if torch.cuda.is_available():
         return torch.device("cuda")
     os.environ["TRITON_INTERPRET"] = "1"
+    from grader.interpreter import make_faithful
+
+    make_faithful()
     return torch.device("cpu")
 
 

@@ -1,0 +1,159 @@
+"""Make the Triton interpreter round bfloat16 as a GPU does, so a CPU verdict is the verdict a GPU would give.
+
+The interpreter (TRITON_INTERPRET=1) stores bfloat16 as raw uint16 bit patterns and gets several
+operations on them wrong (triton 3.9, `triton/runtime/interpreter.py`):
+
+- a plain cast to bfloat16 (`x.to(tl.bfloat16)`, a store into a bfloat16 pointer) truncates, where a GPU's
+  `cvt.rn.bf16.f32` rounds to nearest even: about half of all honest bf16 outputs end 1 ulp low;
+- an explicit `fp_downcast_rounding="rtne"` rounds half up and loses the carry into the exponent
+  (1.9999999 becomes 1.0);
+- `tl.dot`, arithmetic and negation on bfloat16 operands act on the bit patterns as integers
+  (triton issue #11584 for `tl.dot`).
+
+A `@triton.jit` helper called from a kernel (the kernel's own, or Triton's `tl.interleave`, `tl.zeros_like`)
+patches triton.language for the interpreter and never undoes it, so every later compilation for a GPU in
+the process (the grader's sm_75/sm_90 checks) breaks; the patched call restores what it patched.
+`@triton.autotune` cannot benchmark there either (it asks for a GPU driver and raises "0 active drivers").
+
+`make_faithful()` replaces those builder methods with versions that convert bfloat16 to float32 exactly
+(a 16-bit shift), compute in float32 as the GPU's bf16 instructions do, and round back to nearest even
+with NaN kept quiet; the autotuner runs every config once and, all timings being equal, keeps the first, so
+the choice is the same in every run. Everything else is left to the interpreter. What it still cannot run (inline PTX)
+is turned into `not_measured` by the tests that call a kernel, never into `failed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_PATCHED = "_grader_faithful_bf16"
+
+
+def bf16_bits_to_f32(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) as the float32 values they encode (exact)."""
+    return (np.asarray(bits).astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def f32_to_bf16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values rounded to nearest even bfloat16, as bit patterns (uint16); NaN stays a quiet NaN."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    quiet = (bits >> np.uint32(16)) | np.uint32(0x0040)
+    return np.where(nan, quiet, rounded).astype(np.uint16)
+
+
+def _run_once(kernel_call: Any, quantiles: Any) -> list[float]:
+    """The autotuner's benchmark under the interpreter: run the config once; every config gets the same time."""
+    kernel_call()
+    return [1.0] * len(quantiles)
+
+
+def make_faithful() -> None:
+    """Patch the interpreter's builder once (no-op when already patched or when Triton lacks the methods)."""
+    import triton.language as tl
+    from triton.runtime import autotuner, interpreter
+
+    builder = interpreter.InterpreterBuilder
+    if getattr(builder, _PATCHED, False):
+        return
+    handle = interpreter.TensorHandle
+    cast_impl, fp_to_fp = builder.cast_impl, builder.create_fp_to_fp
+    binary_op, unary_op, dot = builder.binary_op, builder.unary_op, builder.create_dot
+
+    def is_bf16(h: Any) -> bool:
+        return h.dtype.scalar == tl.bfloat16
+
+    def as_f32(h: Any) -> Any:
+        return handle(bf16_bits_to_f32(h.data), tl.float32) if is_bf16(h) else h
+
+    def rounded(h: Any) -> Any:
+        return handle(f32_to_bf16_bits(h.data), tl.bfloat16) if h.data.dtype == np.float32 else h
+
+    def faithful_cast(self: Any, src: Any, dst_type: Any) -> Any:
+        dst = dst_type.scalar
+        if dst == tl.bfloat16 and not is_bf16(src) and not src.dtype.scalar.is_fp8():
+            return handle(f32_to_bf16_bits(src.data.astype(np.float32)), tl.bfloat16)
+        if is_bf16(src) and dst != tl.bfloat16 and not dst.is_fp8():
+            return cast_impl(self, as_f32(src), dst_type)
+        return cast_impl(self, src, dst_type)
+
+    def faithful_fp_to_fp(self: Any, src: Any, dst_type: Any, rounding_mode: Any) -> Any:
+        dst, src_ty = dst_type.scalar, src.dtype.scalar
+        rtne = rounding_mode is None or rounding_mode == interpreter._ir.ROUNDING_MODE.RTNE
+        if rtne and dst in (tl.bfloat16, tl.float16) and src_ty in (tl.float32, tl.float16, tl.bfloat16, tl.float64):
+            values = as_f32(src).data
+            if dst == tl.float16:
+                return handle(values.astype(np.float16), tl.float16)  # numpy rounds to nearest even
+            return handle(f32_to_bf16_bits(values), tl.bfloat16)
+        return fp_to_fp(self, src, dst_type, rounding_mode)
+
+    def faithful_binary_op(self: Any, lhs: Any, rhs: Any, op: Any) -> Any:
+        if op in (np.bitwise_and, np.bitwise_or, np.bitwise_xor) or not (is_bf16(lhs) or is_bf16(rhs)):
+            return binary_op(self, lhs, rhs, op)
+        return rounded(binary_op(self, as_f32(lhs), as_f32(rhs), op))
+
+    def faithful_unary_op(self: Any, arg: Any, op: Any) -> Any:
+        return rounded(unary_op(self, as_f32(arg), op)) if is_bf16(arg) else unary_op(self, arg, op)
+
+    def faithful_dot(self: Any, a: Any, b: Any, d: Any, input_precision: Any, max_num_imprecise_acc: Any) -> Any:
+        out = dot(self, as_f32(a), as_f32(b), as_f32(d), input_precision, max_num_imprecise_acc)
+        return rounded(out) if is_bf16(d) else out
+
+    autotuner.Autotuner.do_bench = property(lambda self: self._do_bench or _run_once)
+    def device_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        scope = interpreter._patch_lang(self.fn)
+        try:
+            return self.rewrite()(*args, **kwargs)
+        except Exception as e:
+            raise interpreter.InterpreterError(repr(e)) from e
+        finally:
+            scope.restore()
+
+    interpreter.InterpretedFunction.__call__ = device_call
+    builder.cast_impl = faithful_cast  # the interpreter's int/fp conversions and truncations all go through it
+    builder.create_fp_to_fp = faithful_fp_to_fp
+    builder.binary_op = faithful_binary_op
+    builder.unary_op = faithful_unary_op
+    builder.create_dot = faithful_dot
+    setattr(builder, _PATCHED, True)
+
+
+def limitation(exc: BaseException) -> str | None:
+    """Why `exc` says nothing about the submission, when it comes from what the interpreter cannot do.
+
+    Two limits are known: inline PTX cannot run there, and torch.compile cannot capture a Triton launch
+    there (a raw `kernel[grid](...)`, an autotuned kernel, `wrap_triton` inside a `triton_op`): dynamo
+    reaches Triton's own runtime (on a GPU it captures the kernel without entering it), or fake tensors
+    reach the interpreter. None when `exc` and the exceptions it was raised from are anything else.
+    """
+    import os
+
+    import triton
+
+    runtime = os.path.join(os.path.dirname(triton.__file__), "runtime") + os.sep
+    chain, seen = [], exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for e in chain:
+        if isinstance(e, NotImplementedError) and "not supported in interpreter mode" in str(e):
+            return f"the kernel uses a feature the Triton interpreter cannot run ({e}); it is decided on a GPU"
+    from_dynamo = any(type(e).__module__.startswith("torch._dynamo") for e in chain)
+    in_runtime = any(runtime in str(e) or _raised_in(e, runtime) for e in chain)
+    if from_dynamo and in_runtime and os.environ.get("TRITON_INTERPRET") == "1":
+        return ("torch.compile reached the Triton interpreter's own runtime while capturing the kernel launch (a raw "
+                "kernel[grid](...), an autotuned kernel or wrap_triton, which dynamo captures as a Triton kernel on a "
+                "GPU but cannot under TRITON_INTERPRET=1); decided on a GPU")
+    return None
+
+
+def _raised_in(exc: BaseException, directory: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(directory):
+            return True
+        tb = tb.tb_next
+    return False
