@@ -140,13 +140,29 @@ def score(puzzle: Puzzle, outcomes: dict[str, Outcome]) -> Score:
     return result
 
 
+def value_steps(puzzle: Puzzle, criterion: str) -> list[Rule]:
+    """The rules that move points on `criterion`'s measured value alone (A's speedup ladder), in rubric order."""
+    return [r for r in puzzle.rules if all(c.criterion == criterion and c.op in (">=", "<=") for c in r.when)]
+
+
+def value_points(puzzle: Puzzle, criterion: str, value: float) -> tuple[int, str]:
+    """The points `value` earns on `criterion`'s ladder, and which steps it reached, as a tests' verdict needs."""
+    steps = value_steps(puzzle, criterion)
+    outcome = Outcome("passed", value)
+    reached = [r for r in steps if all(_truth(puzzle.criterion(criterion), outcome, c) for c in r.when)]
+    ladder = ", ".join(f"{c.op} {c.bound:g}: {r.add:+d}" for r in steps for c in r.when)
+    said = ", ".join(f"{c.op} {c.bound:g}" for r in reached for c in r.when) or "no step"
+    return sum(r.add for r in reached), f"reached {said} of the rubric's ladder ({ladder})"
+
+
 PUZZLE_A = Puzzle(
     letter="A",
     title="NF4 dequantization in one Triton kernel",
     entry_point="dequantize_nf4",
     max_points=14,
     criteria=(
-        Criterion("correct", "gate", "matches bitsandbytes and an exact float32 oracle within 1 ulp"),
+        Criterion("correct", "gate", "every fp16/bf16 element is what a correct float32 evaluation rounds to "
+                  "(grader.puzzle_a.standard)"),
         Criterion("single_triton_kernel", "merit", "one Triton launch per call, no other device work, no big temporaries"),
         Criterion("speedup", "value", "kernel time against Unsloth's fast_dequantize on the notebook's shapes"),
         Criterion("kernel_works_in_torch_compile", "merit", "works inside torch.compile(fullgraph=True), 0 graph breaks"),

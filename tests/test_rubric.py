@@ -33,10 +33,24 @@ def test_full_marks_equal_the_notebook_maximum(puzzle, max_points):
     assert (s.points, s.max_points, s.correct, s.provisional) == (max_points, max_points, True, False)
 
 
-@pytest.mark.parametrize("ratio,points", [(0.9, -3), (1.0, -3), (1.01, 0), (1.05, 1), (1.10, 3), (1.149, 3), (1.15, 5)])
+SPEEDUP_STEPS = [(0.9, -3), (1.0, -3), (1.01, 0), (1.05, 1), (1.08, 1), (1.10, 3), (1.149, 3), (1.15, 5)]
+
+
+@pytest.mark.parametrize("ratio,points", SPEEDUP_STEPS)
 def test_a_speedup_steps(ratio, points):
-    s = score(PUZZLES["A"], _outcomes("A", speedup=("failed" if ratio < 1.15 else "passed", ratio)))
+    s = score(PUZZLES["A"], _outcomes("A", speedup=("passed" if points > 0 else "failed", ratio)))
     assert s.per_criterion.get("speedup", 0) == points
+
+
+@pytest.mark.parametrize("ratio,points", SPEEDUP_STEPS)
+def test_a_speedup_verdict_follows_the_ladder(ratio, points):
+    """The speed test passes exactly when the rubric pays for the ratio (a 1.08x kernel earns +1: passed),
+    and its detail names the step reached; the thresholds are read from the rubric, not repeated."""
+    from grader.rubric import value_points
+
+    got, said = value_points(PUZZLES["A"], "speedup", ratio)
+    assert got == points
+    assert ("no step" in said) == (points == 0) and ">= 1.15: +2" in said
 
 
 def test_a_torch_compile_and_dtypes_cost_a_point_each_when_missing():

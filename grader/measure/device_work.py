@@ -1,7 +1,9 @@
 """The torch operations a call runs and the memory it allocates, seen through a TorchDispatchMode.
 
-Allocation and view operations are free; anything else is device work (a bitsandbytes custom op, an
-elementwise kernel, a copy). Operations that the Triton interpreter itself runs while it emulates a
+Allocation and view operations are free; anything else is device work (a bitsandbytes op, an
+elementwise kernel, a copy). A `torch.library.custom_op` (or `triton_op`) of the submission's is looked
+into: its implementation runs under the same recording, so a Triton kernel wrapped as an op is one launch
+and any torch work hidden inside it still counts. Operations that the Triton interpreter itself runs while it emulates a
 kernel are not the submission's and are left out.
 """
 
@@ -35,12 +37,23 @@ class DeviceWork:
     peak_cuda_bytes: int | None = None  # max_memory_allocated delta on a GPU
 
 
+def _custom_op(func: torch._ops.OpOverload):
+    """The `torch.library.custom_op` / `triton_op` definition behind `func`, or None for aten and other ops."""
+    from torch._library.custom_ops import OPDEFS
+
+    return OPDEFS.get(func._schema.name) if func.namespace not in ("aten", "prim", "prims") else None
+
+
 class _Recorder(TorchDispatchMode):
     def __init__(self, work: DeviceWork, launches: LaunchLog | None) -> None:
         super().__init__()
         self.work, self.launches = work, launches
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        opdef = _custom_op(func)
+        if opdef is not None:  # the submission's own custom op: what runs inside it is what counts
+            with self:
+                return opdef._init_fn(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         if self.launches is not None and self.launches.in_launch:
             return out  # the interpreter's own bookkeeping

@@ -95,7 +95,11 @@ def record_launches() -> Iterator[LaunchLog]:
         return original_metadata(self, grid, stream, *args)
 
     def grid_call(self, *args, **kwargs):
-        launch = _describe(self.fn, self.arg_names, set(self.constexprs), args, kwargs)
+        # The executor holds the interpreter's rewrite of the kernel (its AST changed for emulation, so it no
+        # longer compiles for a GPU); the function as written is the key the rewrite is cached under.
+        written = next((fn for fn, rewritten in interpreter.InterpretedFunction.rewritten_fn.items()
+                        if rewritten is self.fn), self.fn)
+        launch = _describe(written, self.arg_names, set(self.constexprs), args, kwargs)
         launch.grid = self.grid
         _record(launch)
         for active in _ACTIVE:
@@ -128,6 +132,31 @@ CACHE_HINT = re.compile(r"(?:eviction_policy|evictionPolicy) = evict_(?:first|la
                         r"|(?:cache_modifier|cacheModifier) = (?:ca|cg|cs|cv|wb|wt)")
 
 
+@contextlib.contextmanager
+def _jit_helpers(namespaces: list[dict[str, Any]]) -> Iterator[None]:
+    """Under the interpreter, `@triton.jit` helpers (the kernel's own, and Triton's `tl.interleave`,
+    `tl.zeros_like`, `tl.cdiv`...) are interpreter objects that the compiler cannot call; inside the block
+    each one found in `namespaces` (and in triton.language's modules) is a compilable JITFunction."""
+    import sys
+
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    spaces = namespaces + [vars(m) for name, m in list(sys.modules.items())
+                           if m is not None and (name == "triton.language" or name.startswith("triton.language."))]
+    swapped: list[tuple[dict[str, Any], str, Any]] = []
+    for space in spaces:
+        for key, value in list(space.items()):
+            if isinstance(value, InterpretedFunction):
+                swapped.append((space, key, value))
+                space[key] = JITFunction(value.fn)
+    try:
+        yield
+    finally:
+        for space, key, value in swapped:
+            space[key] = value
+
+
 def compile_for(launch: Launch, capability: int) -> tuple[bool, str, str | None]:
     """Compile a launched kernel for `sm_<capability>` with its launch's arguments and options, without a GPU.
 
@@ -149,7 +178,9 @@ def compile_for(launch: Launch, capability: int) -> tuple[bool, str, str | None]
             signature = {name: launch.signature.get(name, "constexpr") for name in jf.arg_names}
             src = ASTSource(jf, signature, constexprs=launch.constexprs)
             options = {k: v for k, v in launch.options.items() if k in keep}
-        compiled = triton.compile(src, target=GPUTarget("cuda", capability, 32), options=options)
+        helpers = [] if launch.compiled is not None else [launch.jit_fn.__globals__]
+        with _jit_helpers(helpers):
+            compiled = triton.compile(src, target=GPUTarget("cuda", capability, 32), options=options)
         return True, f"compiles for sm_{capability}", compiled.asm.get("ttir")
     except Exception as exc:  # the compiler's own error text is the useful part
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import torch
 
+from grader.interpreter import limitation
+from grader.outcomes import not_measured
 from grader.puzzle_a.oracles import Quantized
 
 _STATE_TENSORS = ("absmax", "code", "offset")
@@ -66,6 +68,9 @@ def call_candidate(fn: Callable[[torch.Tensor, Any], torch.Tensor], q: Quantized
     try:
         out = fn(q.weight, qs)
     except Exception as exc:  # the submission's own error, named as the contract's
+        undecidable = limitation(exc)
+        if undecidable:
+            not_measured(undecidable)
         raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {type(exc).__module__}."
                              f"{type(exc).__qualname__}: {exc} (expected a tensor of quant_state.shape)") from exc
     if q.weight.is_cuda:

@@ -1,8 +1,7 @@
-"""Reference dequantizations for puzzle A, independent of any submission.
+"""Reference dequantizations for puzzle A, independent of any submission (the exact values that judge a
+candidate are `grader.puzzle_a.standard`'s).
 
 - `bnb_dequantize`: bitsandbytes' own `dequantize_4bit`.
-- `exact_dequantize`: the float32 formula `code[nibble] * (code2[absmax_q] * absmax2 + offset)`,
-  multiply and add rounded separately as bitsandbytes does, rounded once to the output dtype.
 - `fast_dequantize`: Unsloth's `fast_dequantize` re-implemented on bitsandbytes' C library (CUDA only):
   blockwise fp32 absmax dequant, offset add, NF4 dequant, each into a fresh buffer.
 """
@@ -49,39 +48,6 @@ def bnb_dequantize(q: Quantized) -> torch.Tensor:
         state = copy.copy(state)
         state.shape = torch.Size([q.quant_state.shape.numel()])
     return F.dequantize_4bit(q.weight, state).reshape(q.quant_state.shape)
-
-
-def decoded_absmax(quant_state) -> torch.Tensor:
-    """The float32 absmax of every first-level block (decoding the second level when nested)."""
-    qs = quant_state
-    if not qs.nested:
-        return qs.absmax.float()
-    s2 = qs.state2
-    scale2 = s2.absmax.float().repeat_interleave(s2.blocksize)[: qs.absmax.numel()]
-    return (s2.code.float()[qs.absmax.long()] * scale2) + qs.offset.float()
-
-
-def exact_dequantize(q: Quantized) -> torch.Tensor:
-    """The float32 formula rounded once to `quant_state.dtype` (round to nearest even)."""
-    qs = q.quant_state
-    n = qs.shape.numel()
-    b = q.weight.reshape(-1).long()
-    nibbles = torch.stack([b >> 4, b & 15], dim=1).reshape(-1)[:n]
-    absmax = decoded_absmax(qs).repeat_interleave(qs.blocksize)[:n]
-    return (qs.code.float()[nibbles] * absmax).to(qs.dtype).view(qs.shape)
-
-
-def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Elementwise distance in units in the last place between two tensors of one float dtype."""
-    assert a.dtype == b.dtype and a.dtype in (torch.float16, torch.bfloat16, torch.float32)
-    int_t = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}[a.dtype]
-    bits = {torch.float16: 16, torch.bfloat16: 16, torch.float32: 32}[a.dtype]
-
-    def ordered(x: torch.Tensor) -> torch.Tensor:
-        i = x.contiguous().view(int_t).long()
-        return torch.where(i < 0, -(1 << (bits - 1)) - i, i)
-
-    return (ordered(a) - ordered(b)).abs()
 
 
 def fast_dequantize(weight: torch.Tensor, quant_state) -> torch.Tensor:

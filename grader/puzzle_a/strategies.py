@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 BLOCK, SECOND_LEVEL = 64, 256
 BOUNDARY = BLOCK * SECOND_LEVEL  # elements covered by one second-level absmax
+PUZZLE_DTYPES = (torch.float16, torch.bfloat16)  # the output dtypes the puzzle asks for
 
 
 @dataclass(frozen=True)

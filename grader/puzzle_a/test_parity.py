@@ -1,8 +1,9 @@
-"""Puzzle A, the `correct` gate: the candidate equals bitsandbytes' dequantization (at most 1 ulp).
+"""Puzzle A, the `correct` gate: every element is what a correct float32 evaluation rounds to.
 
-Oracles: bitsandbytes' `dequantize_4bit`, and the exact float32 formula rounded once. One ulp is
-real, not slack: bitsandbytes' CPU bf16 path differs from its CUDA path by 1 ulp, and fusing the
-absmax decode into one FMA changes the last bit of a few elements. Bit-exactness is reported.
+The standard (`grader.puzzle_a.standard`) is the exact value in float64 with the rounding a correct
+kernel may do: bitsandbytes' separate multiply and add, an FMA, either order. bitsandbytes is no
+oracle here (it is one correct evaluation among several); the fraction of elements bit-exact with it is
+reported. The gate covers the puzzle's output dtypes, float16 and bfloat16; float32 is `beyond_scope`.
 """
 
 from __future__ import annotations
@@ -11,38 +12,17 @@ import torch
 import pytest
 from hypothesis import given, strategies as st
 
-from grader.puzzle_a import oracles
+from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate
-from grader.puzzle_a.strategies import WeightCase, weight_cases
-
-MAX_ULP = 1
-
-
-def _oracle_mismatches(out: torch.Tensor, q: oracles.Quantized, reference: torch.Tensor, case: object) -> list[str]:
-    """Why `out` is not within MAX_ULP of both oracles (empty when it is)."""
-    from grader.compare import mismatch_report
-
-    for name, ref in (("bitsandbytes dequantize_4bit", reference),
-                      ("exact float32 oracle", oracles.exact_dequantize(q))):
-        reasons = mismatch_report(out, ref, atol=float("inf"), rtol=0, what=f"output vs {name}")
-        if reasons:
-            return reasons
-        ulps = oracles.ulp_distance(out, ref)
-        bad = ulps > MAX_ULP
-        if bad.any():
-            i = int(bad.reshape(-1).nonzero()[0])
-            return [f"{int(bad.sum())} of {out.numel()} elements are more than {MAX_ULP} ulp from the {name} "
-                    f"(worst {int(ulps.max())} ulp); first at flat index {i}: got {out.reshape(-1)[i].item()!r}, "
-                    f"expected {ref.reshape(-1)[i].item()!r}; block {i // q.quant_state.blocksize}, input {case}"]
-    return []
+from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase, weight_cases
 
 
 def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context: str = "") -> float:
-    """Call the candidate, compare with both oracles and return the fraction bit-exact with bitsandbytes.
+    """Call the candidate, judge it by the standard and return the fraction bit-exact with bitsandbytes.
 
     It fails from one place whatever went wrong:
     unwritten or cached outputs hold whatever memory held, so one example can break the contract in one
-    run and miss the oracles in the next; a single raise site keeps Hypothesis' replays consistent.
+    run and miss the standard in the next; a single raise site keeps Hypothesis' replays consistent.
     """
     out, problems = None, []
     try:
@@ -50,34 +30,32 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context:
     except AssertionError as exc:
         problems = [str(exc)]
     if out is not None:
-        reference = oracles.bnb_dequantize(q)
-        problems = _oracle_mismatches(out, q, reference, case)
+        problems = standard.judge(out, q.weight, q.quant_state, what=f"input {case}")
     if problems:
         raise AssertionError(context + "\n".join(problems))
-    return (out == reference).float().mean().item() if out.numel() else 1.0
+    return (out == oracles.bnb_dequantize(q)).float().mean().item() if out.numel() else 1.0
 
 
 @pytest.mark.criterion("A", "correct")
-def test_matches_bitsandbytes_within_one_ulp(dequantize_nf4, device, max_numel, interpreted, criterion_detail):
+def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail):
     """Random shapes (1 element up), dtypes, scales, outliers and zero blocks, quantized by bitsandbytes."""
     exact: list[float] = []
 
-    @given(case=weight_cases(max_numel=max_numel))
+    @given(case=weight_cases(max_numel=max_numel, dtypes=PUZZLE_DTYPES))
     def check(case: WeightCase) -> None:
         q = oracles.quantize(case.make(device))
         exact.append(_graded_call(dequantize_nf4, q, case))
 
     check()
-    note = " (Triton interpreter: a plain bf16 cast truncates there, so bf16 is held to 1 ulp)" if interpreted else ""
-    criterion_detail(f"{len(exact)} weights within {MAX_ULP} ulp of both oracles; bit-exact with bitsandbytes: "
-                     f"{min(exact):.4f} worst, {sum(exact) / len(exact):.4f} mean{note}")
+    criterion_detail(f"{len(exact)} weights (float16, bfloat16) within the rounding of a correct float32 evaluation; "
+                     f"bit-exact with bitsandbytes: {min(exact):.4f} worst, {sum(exact) / len(exact):.4f} mean")
 
 
 @pytest.mark.criterion("A", "correct")
 def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device):
     """No caching by pointer: after the weight and its state are overwritten in place, the output follows."""
 
-    @given(first=weight_cases(max_numel=1 << 16, dtypes=(torch.float16, torch.bfloat16)), seed=st.integers(0, 2**31 - 1))
+    @given(first=weight_cases(max_numel=1 << 16, dtypes=PUZZLE_DTYPES), seed=st.integers(0, 2**31 - 1))
     def check(first: WeightCase, seed: int) -> None:
         q = oracles.quantize(first.make(device))
         call_candidate(dequantize_nf4, q)

@@ -8,10 +8,11 @@ import torch
 
 from grader.measure.device_work import cuda_kernels, record_device_work
 from grader.measure.launches import CACHE_HINT, INLINE_ASM, LaunchLog, compile_for, record_launches
+from grader.interpreter import limitation
 from grader.outcomes import not_measured
-from grader.puzzle_a import oracles
+from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate
-from grader.puzzle_a.strategies import WeightCase
+from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase
 
 # A weight with a partial last block and a partial second-level block.
 CASE = WeightCase((257, 131), torch.bfloat16, 1.0, True, True, seed=7)
@@ -71,7 +72,6 @@ def test_inside_torch_compile_fullgraph(dequantize_nf4, device, dtype, criterion
 
     case = WeightCase((96, 80), dtype, 1.0, False, False, seed=11)
     q = oracles.quantize(case.make(device))
-    expected = oracles.bnb_dequantize(q)
 
     def f(weight, quant_state):
         return dequantize_nf4(weight, quant_state) * 1  # a neighbouring op, as in a real graph
@@ -82,12 +82,15 @@ def test_inside_torch_compile_fullgraph(dequantize_nf4, device, dtype, criterion
     try:
         out = compiled(q.weight, q.quant_state)
     except Exception as exc:
+        undecidable = limitation(exc)
+        if undecidable:
+            not_measured(undecidable)
         raise AssertionError(f"torch.compile(fullgraph=True) failed: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     breaks = sum(counters["graph_break"].values())
     assert breaks == 0, f"{breaks} graph breaks: {dict(counters['graph_break'])}"
-    assert torch.equal(out, expected) or oracles.ulp_distance(out, expected).max() <= 1, (
-        "the compiled function's output differs from bitsandbytes by more than 1 ulp")
+    wrong = standard.judge(out, q.weight, q.quant_state, what="the compiled function's output")
+    assert not wrong, "\n".join(wrong)
     criterion_detail(f"fullgraph compile, 0 graph breaks, {counters['stats']['unique_graphs']} graph(s)")
 
 
@@ -106,15 +109,15 @@ def test_launched_kernel_uses_inline_asm(launched, device, criterion_detail):
 
 
 @pytest.mark.criterion("A", "custom_asm_works")
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-def test_asm_kernel_is_bit_exact(dequantize_nf4, device, dtype):
-    """The asm path, where it runs, gives bitsandbytes' exact bits on both output dtypes."""
+@pytest.mark.parametrize("dtype", PUZZLE_DTYPES, ids=["fp16", "bf16"])
+def test_asm_kernel_is_correct(dequantize_nf4, device, dtype):
+    """The asm path, where it runs, meets puzzle A's correctness standard on both output dtypes."""
     if device.type != "cuda":
         not_measured("the asm path only runs on a GPU")
     q = oracles.quantize(WeightCase((1000, 333), dtype, 1.0, True, True, seed=3).make(device))
     out = call_candidate(dequantize_nf4, q)
-    d = oracles.ulp_distance(out, oracles.bnb_dequantize(q))
-    assert int(d.max()) <= 1, f"asm path is {int(d.max())} ulp from bitsandbytes"
+    wrong = standard.judge(out, q.weight, q.quant_state, what="the asm path")
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.criterion("A", "uses_cache_eviction")

@@ -1,0 +1,123 @@
+"""Puzzle A's correctness standard: what a correct NF4 dequantization may return, derived from rounding.
+
+The exact value of element i is, in real arithmetic (float64 here, which holds it exactly enough),
+
+    v = code[nibble_i] * (code2[absmax_q] * absmax2 + offset)
+
+A correct kernel evaluates it in float32 and then rounds to the output dtype. It may do bitsandbytes'
+separate multiply and add, contract them into one FMA (ptxas does so unless told not to), or take the
+other order `nf4*code2*absmax2 + nf4*offset`; each float32 rounding errs by at most u = 2**-24 of a value
+that is at most M = |code[nibble]| * (|code2[q] * absmax2| + |offset|) in magnitude, and the widest of
+those evaluations rounds four times. So the float32 value such a kernel holds lies within
+
+    E = ((1 + u)**4 - 1) * M     of v,
+
+and the output, once rounded to nearest even in its dtype, must be what some value of [v - E, v + E]
+rounds to. An output `o` passes when |o - v| <= E + gap/2, where gap is the distance from `o` to its
+neighbour on v's side in the output dtype; for float32 outputs the last rounding is that gap/2 itself.
+An output that truncates instead of rounding, or is 1 ulp off in the wrong direction, fails wherever v is
+not within E of a rounding boundary, i.e. almost everywhere (E is 2**-21 of an fp16/bf16 ulp or less).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+U32 = 2.0**-24  # unit roundoff of float32
+ROUNDINGS = 4  # the most float32 roundings a correct evaluation of the formula does (see above)
+RELATIVE_BOUND = (1 + U32) ** ROUNDINGS - 1
+_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}
+
+
+@dataclass
+class Exact:
+    """The exact values of a dequantization and the float32 error a correct evaluation may add to each."""
+
+    values: torch.Tensor  # float64, the formula in real arithmetic
+    bound: torch.Tensor  # float64, E per element
+
+
+def nibbles(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The first `n` 4-bit codes of a packed weight, high nibble first (bitsandbytes' order)."""
+    b = packed.reshape(-1).long()
+    return torch.stack([b >> 4, b & 15], dim=1).reshape(-1)[:n]
+
+
+def exact(packed: torch.Tensor, quant_state) -> Exact:
+    """The exact value of every element of `quant_state.shape`, and its allowed float32 error."""
+    qs = quant_state
+    n = qs.shape.numel()
+    code = qs.code.double().cpu()[nibbles(packed.cpu(), n)]
+    if qs.nested:
+        s2 = qs.state2
+        scale2 = s2.absmax.double().cpu().repeat_interleave(s2.blocksize)[: qs.absmax.numel()]
+        scaled = s2.code.double().cpu()[qs.absmax.cpu().long()] * scale2
+        offset = float(qs.offset)
+        absmax, magnitude = scaled + offset, scaled.abs() + abs(offset)
+    else:
+        absmax = qs.absmax.double().cpu()
+        magnitude = absmax.abs()
+    per_element = lambda t: t.repeat_interleave(qs.blocksize)[:n]  # noqa: E731
+    values = code * per_element(absmax)
+    return Exact(values.view(qs.shape), (RELATIVE_BOUND * code.abs() * per_element(magnitude)).view(qs.shape))
+
+
+def _ordered(x: torch.Tensor) -> torch.Tensor:
+    """Float bit patterns mapped to integers that sort as the floats do (adjacent floats differ by 1)."""
+    bits = {torch.int16: 16, torch.int32: 32}[_INT[x.dtype]]
+    i = x.contiguous().view(_INT[x.dtype]).long()
+    return torch.where(i < 0, -(1 << (bits - 1)) - i, i)
+
+
+def _from_ordered(i: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    bits = {torch.int16: 16, torch.int32: 32}[_INT[dtype]]
+    raw = torch.where(i < 0, -(1 << (bits - 1)) - i, i)
+    return raw.to(_INT[dtype]).view(dtype)
+
+
+def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise distance in units in the last place between two tensors of one float dtype."""
+    assert a.dtype == b.dtype and a.dtype in _INT
+    return (_ordered(a) - _ordered(b)).abs()
+
+
+def violations(out: torch.Tensor, truth: Exact) -> torch.Tensor:
+    """A bool mask of the elements of `out` that no correct evaluation could have produced."""
+    o = out.detach().cpu()
+    od = o.double()
+    v = truth.values
+    toward = torch.sign(v - od).long()
+    neighbour = _from_ordered(_ordered(o) + toward, o.dtype).double()
+    half_gap = torch.where(toward == 0, torch.zeros_like(od), (neighbour - od).abs() / 2)
+    ok = (od - v).abs() <= truth.bound + half_gap
+    return ~(ok & torch.isfinite(od))
+
+
+def explain(out: torch.Tensor, truth: Exact, bad: torch.Tensor, *, blocksize: int, what: str) -> str:
+    """One line on how `out` departs from the standard: count, worst distance, the first wrong element."""
+    o = out.detach().cpu().reshape(-1)
+    flat_bad = bad.reshape(-1)
+    i = int(flat_bad.nonzero()[0])
+    rounded = truth.values.reshape(-1).to(out.dtype)  # the nearest value, for the ulp figures
+    ulps = ulp_distance(o[flat_bad], rounded[flat_bad])
+    return (f"{int(flat_bad.sum())} of {o.numel()} elements are not what any correct float32 evaluation rounds to "
+            f"(up to {int(ulps.max())} ulp from the exact value rounded to nearest); first at flat index {i} "
+            f"(block {i // blocksize}): got {o[i].item()!r}, exact {truth.values.reshape(-1)[i].item()!r}; {what}")
+
+
+def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str) -> list[str]:
+    """Why `out` is not a correct dequantization of (`packed`, `quant_state`); empty when it is."""
+    from grader.compare import mismatch_report
+
+    truth = exact(packed, quant_state)
+    expected = truth.values.to(quant_state.dtype)
+    reasons = mismatch_report(out, expected.to(out.device) if isinstance(out, torch.Tensor) else expected,
+                              atol=float("inf"), rtol=0, what="output")
+    if reasons:  # metadata (shape, dtype, device) or NaN/Inf where the exact value is finite
+        return [f"{r}; {what}" for r in reasons]
+    if out.numel() == 0:
+        return []
+    bad = violations(out, truth)
+    return [explain(out, truth, bad, blocksize=quant_state.blocksize, what=what)] if bad.any() else []
