@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from grader.expectations import graded_on_gpu
+
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = REPO / "tests" / "broken"
 # Fixed, so a verdict test that fails can be replayed exactly.
@@ -42,11 +44,6 @@ def run_with_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     return pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider", *args)
-
-
-def graded_on_gpu(card: dict[str, Any]) -> bool:
-    """Whether the scorecard comes from a GPU run (its environment records a CUDA version only then)."""
-    return bool(card["environment"].get("cuda"))
 
 
 def statuses(card: dict[str, Any], puzzle: str) -> dict[str, str]:

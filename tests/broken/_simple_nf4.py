@@ -34,7 +34,7 @@ def _absmax_kernel(absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr, out_ptr, n_
 def _dequant_kernel(packed_ptr, absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr, code_ptr, out_ptr, n_elements,
                     BLOCKSIZE: tl.constexpr, BLOCKSIZE2: tl.constexpr, SWAP_NIBBLES: tl.constexpr,
                     LINEAR_ABSMAX: tl.constexpr, IGNORE_OFFSET: tl.constexpr, WHOLE_BLOCKS_ONLY: tl.constexpr,
-                    ABSMAX_IS_DECODED: tl.constexpr, BLOCK: tl.constexpr):
+                    ABSMAX_IS_DECODED: tl.constexpr, ROUNDING: tl.constexpr, BLOCK: tl.constexpr):
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     limit = (n_elements // BLOCKSIZE) * BLOCKSIZE if WHOLE_BLOCKS_ONLY else n_elements
     ok = i < limit
@@ -54,12 +54,28 @@ def _dequant_kernel(packed_ptr, absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr
         if not IGNORE_OFFSET:
             absmax = absmax + tl.load(offset_ptr)
     value = tl.load(code_ptr + nibble, mask=ok, other=0.0) * absmax
-    tl.store(out_ptr + i, value.to(out_ptr.dtype.element_ty), mask=ok)
+    ty = out_ptr.dtype.element_ty
+    if ROUNDING == 1:  # toward zero: a bf16/fp16 store that truncates
+        out = value.to(ty, fp_downcast_rounding="rtz")
+    elif ROUNDING == 2:  # the other neighbour of the nearest value: 1 ulp off wherever the value is inexact
+        nearest = value.to(ty)
+        back = nearest.to(tl.float32)
+        bits = nearest.to(tl.int16, bitcast=True).to(tl.int32)
+        up = tl.where(bits >= 0, bits + 1, bits - 1)  # one step toward +inf (sign-magnitude bits)
+        down = tl.where(bits > 0, bits - 1, bits + 1)  # one step toward -inf
+        far = tl.where(back > value, down, tl.where(back < value, up, bits))
+        out = far.to(tl.int16).to(ty, bitcast=True)
+    else:
+        out = value.to(ty)
+    tl.store(out_ptr + i, out, mask=ok)
 
 
 def make(*, swap_nibbles: bool = False, ignore_offset: bool = False, linear_absmax: bool = False,
-         whole_blocks_only: bool = False, force_fp16: bool = False, two_launches: bool = False):
-    """A `dequantize_nf4(weight, quant_state)` with the chosen faults planted."""
+         whole_blocks_only: bool = False, force_fp16: bool = False, two_launches: bool = False,
+         rounding: str = "nearest"):
+    """A `dequantize_nf4(weight, quant_state)` with the chosen faults planted (`rounding`: nearest,
+    toward_zero or away_from_nearest, for float16/bfloat16 outputs)."""
+    rounding_mode = ("nearest", "toward_zero", "away_from_nearest").index(rounding)
 
     def dequantize_nf4(weight: torch.Tensor, quant_state) -> torch.Tensor:
         qs, s2 = quant_state, quant_state.state2
@@ -75,7 +91,7 @@ def make(*, swap_nibbles: bool = False, ignore_offset: bool = False, linear_absm
             weight, absmax, s2.code, s2.absmax, qs.offset, qs.code, out, n,
             BLOCKSIZE=qs.blocksize, BLOCKSIZE2=s2.blocksize, SWAP_NIBBLES=swap_nibbles, LINEAR_ABSMAX=linear_absmax,
             IGNORE_OFFSET=ignore_offset, WHOLE_BLOCKS_ONLY=whole_blocks_only, ABSMAX_IS_DECODED=two_launches,
-            BLOCK=BLOCK)
+            ROUNDING=rounding_mode, BLOCK=BLOCK)
         return out
 
     return dequantize_nf4
