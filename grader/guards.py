@@ -8,8 +8,11 @@ After every grader test, the live state is compared with it:
   pytest-benchmark's and the grader's own modules). A replaced one is tampering: it is put back and the
   test that saw it fails in teardown (a test that fails in teardown gives its criterion no value).
 - **Settings** (default dtype, matmul precision, deterministic algorithms, grad mode, thread count,
-  `torch.backends` flags, dynamo and inductor config). A change is the submission's own business while its
-  puzzle runs, so it is left in place and reported on the puzzle's `global_state_untouched` criterion.
+  `torch.backends` flags). A change made by a call into the submission (its import, an entry point) is
+  undone when the call returns and reported on the puzzle's `global_state_untouched` criterion, so the
+  grader's own tensors and oracles never run under it and the output is judged on its merits.
+- **Compiler config** (dynamo and inductor). Configuring the compiler is the submission's own business
+  (puzzle C's task), so a change is left in place while its puzzle runs and reported.
 
 Each puzzle runs in its own world: when the next test belongs to another puzzle, the settings of the
 puzzle being left are saved and the next puzzle's (pristine on first entry) are put in place, before any of
@@ -18,6 +21,7 @@ that test's fixtures run. Nothing leaks from one puzzle into another, in one pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ import pytest
 
 from grader.plugin import ALSO_PROPERTY, choose_device, criterion_of
 from grader.rubric import PUZZLES
+from grader.submission import CALL_GUARDS
 
 REPORT_CRITERION = "global_state_untouched"
 
@@ -255,6 +260,22 @@ class Guard:
         self.current: str | None = None
         self.worlds: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         self.reported: dict[str, set[str]] = {}
+        self.undone: list[str] = []  # settings changes undone after a call, not yet reported
+
+    @contextlib.contextmanager
+    def around_call(self, puzzle: str | None) -> Iterator[None]:
+        """Around one call into the submission: settings changed by it are noted and put back."""
+        before = {s.name: s.get() for s in _settings()}
+        try:
+            yield
+        finally:
+            what = "its import" if puzzle is None else f"a call of {PUZZLES[puzzle].entry_point}()"
+            for s in _settings():
+                now = s.get()
+                if not _same(now, before[s.name]):
+                    self.undone.append(f"{s.name} changed from {before[s.name]!r} to {now!r} by {what} "
+                                       f"(undone when it returned)")
+                    s.set(before[s.name])
 
     @staticmethod
     def _puzzle(item: pytest.Item) -> str | None:
@@ -292,13 +313,16 @@ class Guard:
         lines = [f"{o}.{n} was replaced by {_describe(now) if now is not None else 'nothing (deleted)'}"
                  for o, n, _, now in replaced]
         lines += [f"{name} changed from {before!r} to {now!r}" for name, (before, now) in changes.items()]
+        lines += list(dict.fromkeys(self.undone))
+        self.undone.clear()
         seen = self.reported.setdefault(letter, set())
         fresh = [line for line in lines if line not in seen]
         seen.update(fresh)
         criterion = f"{letter}.{REPORT_CRITERION}"
         if fresh:
-            detail = (f"{who} changed global state: " + "; ".join(fresh) + " (changed settings stay while this "
-                      "puzzle runs and are undone before the next puzzle; replaced functions are put back at once)")
+            detail = (f"{who} changed global state: " + "; ".join(fresh) + " (settings are undone when the call "
+                      "returns; compiler config stays while this puzzle runs and is undone before the next puzzle; "
+                      "replaced functions are put back at once)")
             item.user_properties.append((ALSO_PROPERTY, json.dumps([criterion, "failed", detail])))
         else:
             item.user_properties.append((ALSO_PROPERTY, json.dumps(
@@ -313,4 +337,12 @@ class Guard:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(Guard(), "grader-guard")
+    guard = Guard()
+    config.pluginmanager.register(guard, "grader-guard")
+    CALL_GUARDS.append(guard.around_call)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    guard = config.pluginmanager.get_plugin("grader-guard")
+    if guard is not None and guard.around_call in CALL_GUARDS:
+        CALL_GUARDS.remove(guard.around_call)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -24,6 +26,41 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "C": ("model",),
     "D": ("X", "linear", "labels", "forward_function", "chunk_size"),
 }
+
+
+# Context managers entered around every call of an entry point and around the import, each given the
+# puzzle (None for the import): grader.guards registers the one that reports and undoes changed settings.
+CALL_GUARDS: list[Callable[[str | None], contextlib.AbstractContextManager[None]]] = []
+
+
+def _guarded_call(puzzle: str | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with contextlib.ExitStack() as stack:
+        for guard in CALL_GUARDS:
+            stack.enter_context(guard(puzzle))
+        return fn(*args, **kwargs)
+
+
+def _guarded(puzzle: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` with the call guards around each call (not while torch.compile traces it: nothing runs then).
+    The unguarded function is its `__wrapped__`, for timing loops."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        return _guarded_call(puzzle, fn, *args, **kwargs)
+
+    return call
+
+
+_GUARDED_CODE = _guarded("A", print).__code__
+
+
+def unguarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An entry point without the call guards: timing loops measure the submission, not the grader's checks."""
+    return getattr(fn, "__wrapped__", fn) if getattr(fn, "__code__", None) is _GUARDED_CODE else fn
 
 
 class ContractError(Exception):
@@ -65,14 +102,14 @@ class Submission:
         if self.module is None:
             raise ContractError(f"{where}: the submission could not be loaded:\n{self.load_error}")
         try:
-            fn = getattr(self.module, name)
+            fn = _guarded_call(puzzle, getattr, self.module, name)
         except Exception as exc:  # a lazy attribute that fails to import
             raise ContractError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
         if not callable(fn):
             raise ContractError(f"{where}: expected a function, found {type(fn).__name__}")
         _check_signature(where, fn, SIGNATURES[puzzle])
-        self._entries[puzzle] = fn
-        return fn
+        self._entries[puzzle] = _guarded(puzzle, fn)
+        return self._entries[puzzle]
 
     def require(self, puzzle: str) -> Callable[..., Any]:
         """The entry point for a test: skips as not attempted when absent, fails on a contract error."""
@@ -107,7 +144,7 @@ def _check_signature(where: str, fn: Callable[..., Any], params: tuple[str, ...]
 def load(spec: str, root: Path | None = None) -> Submission:
     """Load `spec` (path to a .py file or package directory, or a module name); never raises."""
     try:
-        module = _import(spec, root or Path.cwd())
+        module = _guarded_call(None, _import, spec, root or Path.cwd())
     except ContractError as exc:
         return Submission(spec, None, str(exc))
     except BaseException as exc:  # SyntaxError, ImportError, SystemExit from a submission's top level

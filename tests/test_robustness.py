@@ -102,6 +102,8 @@ def test_changed_global_settings_are_reported(main_batch, name, words):
     report = a["criteria"]["global_state_untouched"]
     assert report["status"] == "failed", report
     assert "puzzle A (dequantize_nf4) changed global state" in report["detail"] and words in report["detail"], report
+    # The change is reported, not turned into a failure: the output (bitsandbytes' own) is judged on its merits.
+    assert a["criteria"]["correct"]["status"] == "passed", a["criteria"]["correct"]
 
 
 @pytest.mark.slow
