@@ -270,12 +270,13 @@ class Guard:
             yield
         finally:
             what = "its import" if puzzle is None else f"a call of {PUZZLES[puzzle].entry_point}()"
-            for s in _settings():
-                now = s.get()
-                if not _same(now, before[s.name]):
-                    self.undone.append(f"{s.name} changed from {before[s.name]!r} to {now!r} by {what} "
-                                       f"(undone when it returned)")
-                    s.set(before[s.name])
+            changed = [(s, s.get()) for s in _settings()]  # all read first: some settings move together
+            changed = [(s, now) for s, now in changed if not _same(now, before[s.name])]
+            for s, now in changed:
+                self.undone.append(f"{s.name} changed from {before[s.name]!r} to {now!r} by {what} "
+                                   "(undone when it returned)")
+            for s, _ in changed:
+                s.set(before[s.name])
 
     @staticmethod
     def _puzzle(item: pytest.Item) -> str | None:
