@@ -26,6 +26,9 @@ def test_result_comes_from_an_autograd_function(memory_efficient_linear, device)
 @example(case=(Problem((13,), 9, 37, torch.bfloat16, True, 0.25, 4.0, seed=2), 1), upstream=-0.5)  # 1 row a chunk
 @example(case=(Problem((3, 10), 24, 101, torch.float32, False, 0.0, 1.0, seed=3), 7), upstream=3.0)  # remainder
 @example(case=(Problem((64,), 64, 32000, torch.float16, False, 0.0, 1.0, seed=4), 16), upstream=65536.0)  # loss scale
+# Float16 gradients below the normal range (1e-4 logit scale) until a loss scale lifts them: formed before the scale
+# arrives and multiplied by it afterwards, they have underflowed (d_scales_fp16_gradients_after fails here by 15x).
+@example(case=(Problem((64,), 64, 1000, torch.float16, False, 0.0, 1e-4, seed=13), 16), upstream=65536.0)
 @given(case=CASES, upstream=upstream_scales())
 def test_cross_entropy_matches_full_logits(judge, device, case, upstream):
     """Mean over valid tokens with ignore_index; any rows, widths, dtype, mask density, chunk size, upstream."""
