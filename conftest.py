@@ -1,3 +1,3 @@
 """Registers the grader plugin for every pytest run in this repository."""
 
-pytest_plugins = ["grader.plugin", "grader.guards"]
+pytest_plugins = ["grader.plugin", "grader.guards", "grader.isolation"]

@@ -241,7 +241,7 @@ def _failure_message(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
     message = message.split("\nassert ")[0]  # the test's own message, not pytest's re-evaluation
-    if report.when != "call":
+    if report.when not in ("call", "???"):  # "???": xdist's report for a test whose worker was lost
         message = f"error in {report.when}: {message}"
     lines = [re.sub(r"^E\s{0,7}", "", line).rstrip() for line in report.longreprtext.splitlines()]
     starts = [i for i, line in enumerate(lines) if line.lstrip().startswith("Falsifying example")]
@@ -293,6 +293,11 @@ def build_scorecard(config: pytest.Config) -> Scorecard | None:
 def is_xdist_worker(config: pytest.Config) -> bool:
     """Whether this process is a pytest-xdist worker (which runs tests but neither scores nor prints)."""
     return hasattr(config, "workerinput")
+
+
+def runs_side_by_side(config: pytest.Config) -> bool:
+    """Whether other tests run at the same time as this process's (pytest-xdist with more than one worker)."""
+    return is_xdist_worker(config) and int(config.workerinput.get("workercount", 1)) > 1
 
 
 @pytest.hookimpl(trylast=True)
@@ -359,10 +364,15 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 @pytest.fixture(scope="session")
 def progress(pytestconfig: pytest.Config) -> Progress:
-    """Progress lines for long steps: `with progress.step("C: training"): ...` (silent with -q, in xdist workers)."""
+    """Progress lines for long steps: `with progress.step("C: training"): ...` (silent with -q and with several
+    xdist workers; from the one worker of an isolated run, on its standard error, the controller's terminal)."""
     plugins = pytestconfig.pluginmanager
-    quiet = is_xdist_worker(pytestconfig) or pytestconfig.get_verbosity() < 0
-    return Progress(None if quiet else plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager"))
+    capture = plugins.get_plugin("capturemanager")
+    if pytestconfig.get_verbosity() < 0 or runs_side_by_side(pytestconfig):
+        return Progress(None, capture)
+    if is_xdist_worker(pytestconfig):
+        return Progress(None, capture, sys.stderr)
+    return Progress(plugins.get_plugin("terminalreporter"), capture)
 
 
 @pytest.fixture(scope="session")

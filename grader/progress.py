@@ -3,30 +3,35 @@
 A test's output is captured until it ends, and one test can run for minutes on a GPU (puzzle C compiles a
 1B-parameter model). `Progress.step` writes a line through pytest's terminal reporter with capturing
 suspended, the way pytest's own live logging does, and another with the step's duration when it ends.
-The plugin's `progress` fixture hands it no reporter with `-q` and in pytest-xdist workers (whose terminal
-output goes nowhere), so it stays silent there.
+The plugin's `progress` fixture hands it no reporter with `-q`, so it stays silent there; in the one pytest-xdist
+worker of an isolated grading run (whose terminal output goes nowhere) it writes to the worker's standard
+error, which is the controller's terminal; with several workers it stays silent.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 
 class Progress:
     """Writes `[grader] ...` lines through pytest's terminal reporter; silent when given none."""
 
-    def __init__(self, reporter: Any | None, capture: Any | None) -> None:
-        self._reporter, self._capture = reporter, capture
+    def __init__(self, reporter: Any | None, capture: Any | None, stream: TextIO | None = None) -> None:
+        self._reporter, self._capture, self._stream = reporter, capture, stream
 
     def line(self, text: str) -> None:
         """Write one progress line now."""
-        if self._reporter is None:
+        if self._reporter is None and self._stream is None:
             return
         with self._capture.global_and_fixture_disabled() if self._capture is not None else nullcontext():
-            self._reporter.ensure_newline()
-            self._reporter.write_line(f"[grader] {text}")
+            if self._reporter is not None:
+                self._reporter.ensure_newline()
+                self._reporter.write_line(f"[grader] {text}")
+            else:
+                self._stream.write(f"\n[grader] {text}\n")
+                self._stream.flush()
 
     @contextmanager
     def step(self, name: str, about: str = "") -> Iterator[None]:

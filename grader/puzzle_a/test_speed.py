@@ -15,7 +15,7 @@ import torch
 
 from grader.measure.timing import copy_bandwidth, synchronized_perf_counter, time_interleaved
 from grader.outcomes import not_measured
-from grader.plugin import is_xdist_worker
+from grader.plugin import runs_side_by_side
 from grader.puzzle_a import oracles
 from grader.puzzle_a.notebook import MLP, NOTEBOOK_CASES
 from grader.rubric import PUZZLE_A, value_points
@@ -64,7 +64,7 @@ def _bytes_moved(quant_state) -> int:
 @pytest.mark.benchmark(group="A-notebook-protocol", timer=synchronized_perf_counter)
 def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, request, progress):
     dequantize_nf4 = unguarded(dequantize_nf4)
-    if is_xdist_worker(request.config):  # as pytest-benchmark itself does under xdist
+    if runs_side_by_side(request.config):  # as pytest-benchmark itself does under xdist
         not_measured("tests run side by side under pytest-xdist (-n), so timings would share the device; "
                      "grade the speedup in a run without -n")
     if device.type != "cuda":

@@ -1,0 +1,233 @@
+"""Every grading run ends, in bounded time, with a scorecard: the submission runs in a worker process.
+
+A grading run (`pytest grader/ ...`) runs its tests in one pytest-xdist worker (`-n 1`, unless `-n` was
+given or `--no-isolation` asked for the tests in this process); the controller process never calls the
+submission and writes the scorecard whatever happens to the worker. What ends a worker is told apart here:
+
+- a hang: pytest-timeout (thread method) stops a test past `--timeout` seconds, dumping every thread's stack
+  and ending the worker, since a hang in C (a lock, a kernel) cannot be interrupted; the test's criterion
+  reads "exceeded N s";
+- a crash (SIGSEGV, SIGABRT, a CUDA fault that aborts): faulthandler's dump in the worker names the signal
+  and where it struck;
+- an exit without a result (`os._exit`, the out-of-memory killer's SIGKILL): said so.
+
+xdist replaces the worker and grading goes on; a puzzle whose submission has ended `CRASHES_PER_PUZZLE`
+workers, or has used up `--puzzle-timeout`, has its remaining tests failed at once with the reason. On a
+machine without a GPU the worker's address space is limited (`--memory-limit-gb`) so that a runaway
+allocation fails with MemoryError instead of calling the out-of-memory killer.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from grader.plugin import criterion_of, is_xdist_worker
+
+DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
+DEFAULT_PUZZLE_TIMEOUT_S = 3600
+CRASHES_PER_PUZZLE = 2  # after this many lost workers, a puzzle's remaining tests are not run
+_GRADER_DIR = Path(__file__).resolve().parent
+_STATE = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grader")
+    group.addoption("--no-isolation", action="store_true", default=False,
+                    help="run the submission in this pytest process (for debugging: a crash or hang then ends "
+                         "the run without a scorecard)")
+    group.addoption("--puzzle-timeout", type=float, default=DEFAULT_PUZZLE_TIMEOUT_S, metavar="SECONDS",
+                    help=f"stop grading a puzzle after this long; its remaining tests fail "
+                         f"(default {DEFAULT_PUZZLE_TIMEOUT_S})")
+    group.addoption("--memory-limit-gb", type=float, default=None, metavar="GIB",
+                    help="address-space limit of the grading worker on a machine without a GPU "
+                         "(default: 3/4 of physical memory)")
+
+
+def is_grading_run(config: pytest.Config) -> bool:
+    """Whether this run collects the grader's tests (`pytest grader/`, the default testpaths, `--pyargs grader`)."""
+    args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath / p)
+                                                                    for p in config.getini("testpaths")]
+    for arg in args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == _GRADER_DIR or _GRADER_DIR in path.parents or arg == "grader" or arg.startswith("grader."):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Before xdist and pytest-timeout read their options: a grading run gets one worker and a per-test time
+    limit; in the worker (which parses the command line anew), the controller's limit and the thread method."""
+    if is_xdist_worker(config):
+        if "grader_timeout" in config.workerinput:
+            config.option.timeout = config.workerinput["grader_timeout"]
+            config.option.timeout_method = "thread"  # a hang in C cannot be interrupted by a signal
+        return
+    if not is_grading_run(config) or config.option.collectonly:
+        return
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("grading bounds each test's time with pytest-timeout; install pytest-timeout")
+    if config.getoption("timeout") is None and not config.getini("timeout"):
+        config.option.timeout = DEFAULT_TEST_TIMEOUT_S
+    if config.getoption("no_isolation") or config.getoption("usepdb", False):
+        return  # pytest-timeout's signal method then: a hang in Python fails its test, a hang in C ends the run
+    if config.getoption("benchmark_json", None):
+        raise pytest.UsageError("pytest-benchmark records nothing in a pytest-xdist worker; pass --no-isolation "
+                                "with --benchmark-json")
+    if not config.pluginmanager.hasplugin("xdist"):
+        raise pytest.UsageError("grading runs the submission in a pytest-xdist worker; install pytest-xdist, "
+                                "or pass --no-isolation")
+    if not config.option.numprocesses:
+        config.option.numprocesses = 1
+    config.option.maxworkerrestart = "1000"  # CRASHES_PER_PUZZLE bounds the restarts per puzzle
+    run_dir = Path(tempfile.mkdtemp(prefix="grader-workers-"))
+    config.stash[_STATE] = {"run_dir": run_dir, "crashes": {}, "spent": {}}
+
+
+# ---------------------------------------------------------------- controller
+
+
+def _state(config: pytest.Config) -> dict[str, Any] | None:
+    return config.stash.get(_STATE, None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each new worker where to leave its traces, and which puzzles already crashed workers."""
+    state = _state(node.config)
+    if state is not None:
+        node.workerinput["grader_run_dir"] = str(state["run_dir"])
+        node.workerinput["grader_crashes"] = json.dumps(state["crashes"])
+        node.workerinput["grader_spent"] = json.dumps(state["spent"])
+        node.workerinput["grader_timeout"] = node.config.getoption("timeout") or float(
+            node.config.getini("timeout") or DEFAULT_TEST_TIMEOUT_S)
+
+
+class _Accounting:
+    """On the controller: each puzzle's time from the workers' reports, so that a replaced worker inherits it."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        criterion = dict(report.user_properties).get("grader_criterion")
+        if criterion is not None:
+            puzzle = criterion.split(".")[0]
+            self.state["spent"][puzzle] = self.state["spent"].get(puzzle, 0.0) + report.duration
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+    """A lost worker: say why on the test it was running, and count it against that test's puzzle."""
+    state = _state(report.node.config) if hasattr(report, "node") else None
+    if state is None:
+        return
+    current = state["run_dir"] / f"current-{report.node.gateway.id}.json"
+    info = json.loads(current.read_text()) if current.exists() else {}
+    if info.get("nodeid") != crashitem:
+        report.longrepr = f"the grading worker ended before {crashitem} started"
+        return
+    reason = _why_the_worker_ended(state["run_dir"], info)
+    report.longrepr = f"{reason} (in {crashitem})"
+    report.user_properties.append(("grader_criterion", info["criterion"]))
+    puzzle = info["criterion"].split(".")[0]
+    state["crashes"][puzzle] = {"count": state["crashes"].get(puzzle, {}).get("count", 0) + 1, "reason": reason}
+    state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.time() - info["started"]
+
+
+def _why_the_worker_ended(run_dir: Path, info: dict[str, Any]) -> str:
+    elapsed = time.time() - info["started"]
+    if info.get("timeout") and elapsed >= info["timeout"] - 1:
+        return f"the test exceeded {info['timeout']:g} s and was stopped (stacks of every thread above, from pytest-timeout)"
+    fault = run_dir / f"fault-{info['pid']}.txt"
+    text = fault.read_text(errors="replace").strip() if fault.exists() else ""
+    if text:
+        lines = text.splitlines()
+        where = next((line.strip() for line in lines if line.strip().startswith("File ")), "")
+        return f"the submission crashed the grading worker: {lines[0]}{'; ' + where if where else ''}"
+    return ("the grading worker exited without a result after "
+            f"{elapsed:.0f} s (os._exit(), or killed from outside, e.g. by the out-of-memory killer)")
+
+
+# ---------------------------------------------------------------- worker
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin, which points the handler at stderr
+def pytest_configure(config: pytest.Config) -> None:
+    if _state(config) is not None and not is_xdist_worker(config):
+        config.pluginmanager.register(_Accounting(_state(config)), "grader-time-accounting")
+    if not is_xdist_worker(config) or "grader_run_dir" not in config.workerinput:
+        return
+    run_dir = Path(config.workerinput["grader_run_dir"])
+    fault = open(run_dir / f"fault-{os.getpid()}.txt", "w")  # noqa: SIM115 (held open until the process ends)
+    faulthandler.enable(file=fault, all_threads=True)
+    config.stash[_STATE] = {"run_dir": run_dir, "fault": fault, "spent": json.loads(config.workerinput["grader_spent"]),
+                            "crashes": json.loads(config.workerinput["grader_crashes"])}
+    _limit_memory(config)
+
+
+def _limit_memory(config: pytest.Config) -> None:
+    """On a machine without an NVIDIA GPU, cap the worker's address space (CUDA reserves far more than it uses)."""
+    import resource
+    import shutil
+
+    if shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists():
+        return
+    gib = config.getoption("memory_limit_gb")
+    limit = int(gib * 2**30) if gib else int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 / 4)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """In a worker: note the running test for the controller, and account the time each puzzle takes."""
+    state = _state(item.config)
+    crit = criterion_of(item)
+    if state is None or crit is None:
+        yield
+        return
+    puzzle = crit[0]
+    info = {"pid": os.getpid(), "nodeid": item.nodeid, "criterion": ".".join(crit), "started": time.time(),
+            "timeout": item.config.getoption("timeout", None)}
+    (state["run_dir"] / f"current-{item.config.workerinput['workerid']}.json").write_text(json.dumps(info))
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.perf_counter() - started
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """pytest-timeout's signal-method failure, reworded to name the limit (the traceback shows where it hung)."""
+    report = yield
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if report.failed and crash is not None and "from pytest-timeout" in crash.message:
+        crash.message = f"the test exceeded {item.config.getoption('timeout'):g} s and was stopped (pytest-timeout)"
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A puzzle that crashed too many workers or ran out of time: its remaining tests fail at once, with why."""
+    state = _state(item.config)
+    crit = criterion_of(item)
+    if state is None or crit is None or "spent" not in state:
+        return
+    puzzle = crit[0]
+    crashes = state["crashes"].get(puzzle)
+    if crashes and crashes["count"] >= CRASHES_PER_PUZZLE:
+        pytest.fail(f"not run: puzzle {puzzle}'s submission ended {crashes['count']} grading workers "
+                    f"(last: {crashes['reason']})", pytrace=False)
+    limit = item.config.getoption("puzzle_timeout")
+    if state["spent"].get(puzzle, 0.0) > limit:
+        pytest.fail(f"not run: puzzle {puzzle} exceeded its time limit of {limit:g} s (--puzzle-timeout)",
+                    pytrace=False)

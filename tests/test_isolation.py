@@ -1,0 +1,47 @@
+"""`pytest grader/ --submission X` ends, within its limits, with a complete scorecard naming the fault, whatever
+the submission does: hang (in Python or in C), crash, exit, recurse, exhaust memory. Each submission's puzzle A
+faults; its puzzle D is correct and must still be graded in the same run (grader/isolation.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.verdicts import BROKEN, grade
+
+TEST_TIMEOUT_S = 20  # --timeout for these runs: above one quick test's time, so only a hang reaches it
+# (submission, words the A.correct detail must contain)
+FAULTS = [
+    ("x_hangs", f"exceeded {TEST_TIMEOUT_S} s"),
+    ("x_hangs_in_c", f"exceeded {TEST_TIMEOUT_S} s"),
+    ("x_segfaults", "Segmentation fault"),
+    ("x_exits", "exited without a result"),
+    ("x_recurses", "RecursionError"),
+    ("x_eats_memory", "MemoryError"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,words", FAULTS, ids=[f[0] for f in FAULTS])
+def test_a_fault_fails_its_criterion_and_the_run_still_ends_with_a_scorecard(pytester, name, words):
+    started = time.perf_counter()
+    card = grade(pytester, BROKEN / f"{name}.py", puzzles=("A", "D"), criteria=("A.correct", "D.correct"),
+                 extra=("-k", "linear4bit or autograd_function", "--timeout", str(TEST_TIMEOUT_S),
+                        "--memory-limit-gb", "4"), isolated=True)
+    elapsed = time.perf_counter() - started
+    a, d = card["puzzles"]["A"], card["puzzles"]["D"]
+    assert a["criteria"]["correct"]["status"] == "failed", a
+    assert words in a["criteria"]["correct"]["detail"], a["criteria"]["correct"]["detail"]
+    assert a["score"] == 0 and card["exit_code"] != 0
+    assert d["criteria"]["correct"]["status"] == "passed", (d, card["output"][-3000:])
+    # Two A tests at most reach the fault (the puzzle stops after CRASHES_PER_PUZZLE lost workers).
+    assert elapsed < 2 * TEST_TIMEOUT_S + 150, f"{name}: graded in {elapsed:.0f} s"
+
+
+@pytest.mark.slow
+def test_a_puzzle_past_its_time_limit_stops_with_the_reason(pytester):
+    card = grade(pytester, "solutions", puzzles=("A",), criteria=("A.correct",),
+                 extra=("--puzzle-timeout", "0"), isolated=True)
+    detail = card["puzzles"]["A"]["criteria"]["correct"]["detail"]
+    assert "exceeded its time limit of 0 s" in detail and card["exit_code"] != 0, detail
