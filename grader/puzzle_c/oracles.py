@@ -1,16 +1,22 @@
-"""The training run both copies go through: AdamW over the trainable (LoRA) weights, gradient
-accumulation the way transformers' Trainer does it, autocast to the compute dtype.
+"""The training run every copy goes through: gradient accumulation the way transformers' Trainer does it,
+autocast to the compute dtype, and between optimizer steps either AdamW (the oracle's own training) or the
+oracle's weights copied in (every other run follows the oracle's trajectory).
 
 Each micro-batch's loss is the summed token loss divided by the number of label tokens in the whole
 accumulated step (`num_items_in_batch`, passed as a tensor as the Trainer does), so the step's loss is
 the sum of its micro-batch losses. The eager run of this function is the oracle; the compiled copy runs
 the very same code.
+
+Following the oracle, a run computes every step's losses and LoRA gradients at exactly the weights the
+oracle had at that step, so they can be compared with the oracle's at the precision of one step:
+training with its own AdamW would amplify rounding differences in the gradients into different weights
+(AdamW's first updates are lr*sign(gradient)), and the runs would drift apart by more than any LoRA fault.
+The weights are written in place under `no_grad`, as an optimizer writes them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import statistics
 import time
@@ -28,23 +34,29 @@ LEARNING_RATE = 1e-3  # larger than the notebook's 2e-4 so that a few steps move
 
 @dataclass
 class MicroStep:
-    """What one micro-batch did: its shape, the compilations it triggered, its wall time."""
+    """What one micro-batch did: its shape, its loss, the compilations it triggered, its wall time."""
 
     step: int
     batch: int
     length: int
+    loss: float
     compilations: int
     seconds: float
 
 
 @dataclass
 class TrainRecord:
-    """Per-step losses, final trainable weights by name, per-micro-batch log, timings, peak memory."""
+    """Per-step losses, per-micro-batch log, timings, peak memory; with `keep`, per-step weights and gradients.
+
+    `step_grads[k]` holds the trainable weights' gradients accumulated over step k (None for a weight that
+    received none) and, for a run with its own optimizer, `step_weights[k]` the weights at the start of
+    step k; both by canonical name, on the CPU.
+    """
 
     losses: list[float] = field(default_factory=list)
-    weights: dict[str, torch.Tensor] = field(default_factory=dict)
-    initial_weights: dict[str, torch.Tensor] = field(default_factory=dict)
     micro: list[MicroStep] = field(default_factory=list)
+    step_weights: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    step_grads: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
 
@@ -63,9 +75,16 @@ class TrainRecord:
         return sum(max(0.0, t - steady) for i, t in enumerate(self.step_seconds) if i in compiling)
 
 
-def trainable_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Trainable parameters by name, with wrapper prefixes (`_orig_mod.`) removed."""
-    return {re.sub(r"(^|\.)_orig_mod\.", r"\1", name): p for name, p in module.named_parameters() if p.requires_grad}
+def canonical_names(module: torch.nn.Module) -> dict[int, str]:
+    """id(parameter) -> name, for the model as the grader built it (before a submission wraps it)."""
+    return {id(p): name for name, p in module.named_parameters()}
+
+
+def trainable_weights(module: torch.nn.Module, names: dict[int, str] | None = None) -> dict[str, torch.Tensor]:
+    """Trainable parameters by canonical name: the grader's own name for a parameter it built (`names`),
+    else the module's name with wrapper prefixes (`_orig_mod.`) removed."""
+    return {names.get(id(p)) if names and id(p) in names else re.sub(r"(^|\.)_orig_mod\.", r"\1", name): p
+            for name, p in module.named_parameters() if p.requires_grad}
 
 
 def _sync(device: torch.device) -> None:
@@ -73,22 +92,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _to_cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().to("cpu", copy=True)
+
+
 def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, device: torch.device,
-          record: TrainRecord | None = None, compilations: Callable[[], int] = lambda: 0) -> TrainRecord:
+          record: TrainRecord | None = None, compilations: Callable[[], int] = lambda: 0,
+          names: dict[int, str] | None = None, keep: bool = False, follow: TrainRecord | None = None) -> TrainRecord:
     """Train `module` over `schedule`; fills `record` as it goes (so a crash leaves what was measured).
 
-    `compilations()` counts graphs compiled so far; each micro-batch logs how many it added.
+    `compilations()` counts graphs compiled so far; each micro-batch logs how many it added. `names` maps
+    the grader's parameters to their canonical names (`canonical_names`). With `keep`, every step's
+    gradients are recorded (and weights, without `follow`). With `follow` (a record kept by the oracle),
+    each step starts from the oracle's weights at that step instead of this run's own AdamW update.
     """
     record = record if record is not None else TrainRecord()
-    params = trainable_weights(module)
-    record.initial_weights = {k: v.detach().clone() for k, v in params.items()}
-    optimizer = torch.optim.AdamW(list(params.values()), lr=LEARNING_RATE)
+    params = trainable_weights(module, names)
+    optimizer = torch.optim.AdamW(list(params.values()), lr=LEARNING_RATE) if follow is None else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     module.train()
     for step, micro_batches in enumerate(schedule.steps):
+        if keep and follow is None:  # a following run's weights are the oracle's by construction
+            record.step_weights.append({name: _to_cpu(p) for name, p in params.items()})
         _sync(device)
         start = time.perf_counter()
+        if follow is not None:
+            with torch.no_grad():
+                for name, weight in follow.step_weights[step].items():
+                    if name in params:  # a missing name fails `correct`, not the run
+                        params[name].copy_(weight)
         items = sum(int((mb.labels[:, 1:] != -100).sum()) for mb in micro_batches)
         num_items = torch.tensor(items, device=device)
         total = torch.zeros((), device=device)
@@ -98,29 +131,25 @@ def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, de
                 out = module(input_ids=mb.input_ids, attention_mask=mb.attention_mask, labels=mb.labels,
                              num_items_in_batch=num_items)
             out.loss.backward()
-            total += out.loss.detach().float()
+            loss = out.loss.detach().float()
+            total += loss
             _sync(device)
-            record.micro.append(MicroStep(step, *mb.shape, compilations() - before, time.perf_counter() - t0))
+            record.micro.append(MicroStep(step, *mb.shape, float(loss), compilations() - before,
+                                          time.perf_counter() - t0))
             log.info("%s", record.micro[-1])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        copied = time.perf_counter()
+        if keep:  # not timed: the copies are the grader's, not the step's
+            record.step_grads.append({name: _to_cpu(p.grad) for name, p in params.items()})
+        start += time.perf_counter() - copied
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            for p in params.values():
+                p.grad = None
         record.losses.append(float(total))
         _sync(device)
         record.step_seconds.append(time.perf_counter() - start)
     if device.type == "cuda":
         record.peak_bytes = torch.cuda.max_memory_allocated(device)
-    record.weights = {k: v.detach().clone() for k, v in params.items()}
     return record
-
-
-def loss_rel_diff(a: TrainRecord, b: TrainRecord) -> float:
-    """Largest per-step relative loss difference of run `a` from run `b`."""
-    return max(abs(x - y) / abs(y) for x, y in zip(a.losses, b.losses))
-
-
-def update_rel_diff(a: TrainRecord, b: TrainRecord) -> float:
-    """Norm of the difference of the two runs' LoRA updates (final - initial), over the norm of `b`'s update."""
-    diff = math.sqrt(sum(float(((a.weights[k] - a.initial_weights[k]).double()
-                                - (b.weights[k] - b.initial_weights[k]).double()).norm()) ** 2 for k in b.weights))
-    ref = math.sqrt(sum(float((b.weights[k] - b.initial_weights[k]).double().norm()) ** 2 for k in b.weights))
-    return diff / ref

@@ -10,7 +10,7 @@ import torch
 
 from grader.measure.dynamo import GraphContent
 from grader.outcomes import not_measured
-from grader.puzzle_c.conftest import CRun
+from grader.puzzle_c.run import CRun
 
 ATTENTION_OPS = ("scaled_dot_product_attention", "flex_attention", "softmax")
 LOSS_OPS = ("cross_entropy", "nll_loss", "log_softmax")

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from grader.puzzle_c.conftest import CRun
+from grader.puzzle_c.run import CRun
 
 MAX_COMPILATIONS = 30  # the notebook: "max 30, over 60 is definitely wrong"
 # Lengths allowed to compile: the first (static) and the second (dynamo's automatic dynamic shapes).
