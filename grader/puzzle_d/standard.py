@@ -238,17 +238,19 @@ class Judge:
                    **{name: (got.grads[name], [n.grads[name] for n in plain], expected)
                       for name, expected in truth.grads.items()}}
 
-        def judged(sums: dict[str, torch.Tensor], chunks: int) -> list[Precision]:
+        chunks = counted.chunks(math.prod(X.shape[:-1]))
+
+        def judged(sums: dict[str, torch.Tensor]) -> list[Precision]:
+            """Every tensor by the parity rule; those named in `sums` with their accumulation term."""
             return [precision_report(actual, native, expected, dtype=X.dtype,
                                      accumulation=Accumulation(chunks, sums[name].max().item(), native[0].dtype)
                                      if name in sums else None,
                                      what="loss" if name == "loss" else f"d(upstream*loss)/d{name}")
                     for name, (actual, native, expected) in tensors.items()]
 
-        checks = judged({}, 1)
-        chunks = counted.chunks(math.prod(X.shape[:-1]))
+        checks = judged({})
         if chunks > 1 and any(c.reasons for c in checks):  # the accumulation term only adds: needed only then
-            checks = judged(row_sums(X, linear, labels, forward_function, upstream), chunks)
+            checks = judged(row_sums(X, linear, labels, forward_function, upstream))
         reasons = [r for c in checks for r in c.reasons]
         assert not reasons, (f"D.{criterion}: result differs from the full-logit computation\n"
                              f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
