@@ -45,3 +45,17 @@ def test_a_puzzle_past_its_time_limit_stops_with_the_reason(pytester):
                  extra=("--puzzle-timeout", "0"), isolated=True)
     detail = card["puzzles"]["A"]["criteria"]["correct"]["detail"]
     assert "exceeded its time limit of 0 s" in detail and card["exit_code"] != 0, detail
+
+
+@pytest.mark.slow
+def test_a_wrong_kernel_is_graded_within_three_minutes_with_its_shrunk_example(pytester):
+    """One element wrong in 16,384 (the second-level absmax of the next group): the default profile finds it,
+    shrinks it within the grader's shrink budget, and prints the example with its reproduce line."""
+    started = time.perf_counter()
+    card = grade(pytester, BROKEN / "a_late_second_level.py", puzzles=("A",), criteria=("A.correct",),
+                 isolated=True, profile="dev")
+    elapsed = time.perf_counter() - started
+    detail = card["puzzles"]["A"]["criteria"]["correct"]["detail"]
+    assert "1 of 16384 elements" in detail and "block 255" in detail, detail
+    assert "Falsifying example" in detail and "@reproduce_failure" in detail, detail
+    assert elapsed < 180, f"graded in {elapsed:.0f} s"

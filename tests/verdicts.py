@@ -17,15 +17,16 @@ SEED = 20261125
 
 
 def grade(pytester: pytest.Pytester, submission: str | Path, *, puzzles: tuple[str, ...],
-          criteria: tuple[str, ...] = (), extra: tuple[str, ...] = (), isolated: bool = False) -> dict[str, Any]:
-    """Grade `submission` on `puzzles` (optionally only `criteria`, as 'A.correct') with the ci profile.
+          criteria: tuple[str, ...] = (), extra: tuple[str, ...] = (), isolated: bool = False,
+          profile: str = "ci") -> dict[str, Any]:
+    """Grade `submission` on `puzzles` (optionally only `criteria`, as 'A.correct') with a Hypothesis profile.
 
     The grader's tests run in this subprocess (`--no-isolation`: the verdicts are the same, and a worker
     process per grading would cost the self-tests minutes) unless `isolated`, as a user's run does.
     """
     score = pytester.path / "score.json"
     args = [str(REPO / "grader"), "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q",
-            "--submission", str(submission), "--score-json", str(score), "--hypothesis-profile", "ci",
+            "--submission", str(submission), "--score-json", str(score), "--hypothesis-profile", profile,
             "--grader-seed", str(SEED), *(() if isolated else ("--no-isolation",))]
     for p in puzzles:
         args += ["--puzzle", p]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from grader.puzzle_a import oracles, standard
+from grader.shrinking import ShrinkBudget
 from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase, weight_cases
 
@@ -40,11 +41,12 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context:
 def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail):
     """Random shapes (1 element up), dtypes, scales, outliers and zero blocks, quantized by bitsandbytes."""
     exact: list[float] = []
+    budget = ShrinkBudget()
 
     @given(case=weight_cases(max_numel=max_numel, dtypes=PUZZLE_DTYPES))
     def check(case: WeightCase) -> None:
-        q = oracles.quantize(case.make(device))
-        exact.append(_graded_call(dequantize_nf4, q, case))
+        with budget.example():
+            exact.append(_graded_call(dequantize_nf4, oracles.quantize(case.make(device)), case))
 
     check()
     criterion_detail(f"{len(exact)} weights (float16, bfloat16) within the rounding of a correct float32 evaluation; "
@@ -55,8 +57,14 @@ def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, c
 def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device):
     """No caching by pointer: after the weight and its state are overwritten in place, the output follows."""
 
+    budget = ShrinkBudget()
+
     @given(first=weight_cases(max_numel=1 << 16, dtypes=PUZZLE_DTYPES), seed=st.integers(0, 2**31 - 1))
     def check(first: WeightCase, seed: int) -> None:
+        with budget.example():
+            rewrite_and_grade(first, seed)
+
+    def rewrite_and_grade(first: WeightCase, seed: int) -> None:
         q = oracles.quantize(first.make(device))
         call_candidate(dequantize_nf4, q)
         second = WeightCase(first.shape, first.dtype, first.scale * 3, not first.outliers, False, seed)

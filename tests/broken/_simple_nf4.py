@@ -34,7 +34,8 @@ def _absmax_kernel(absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr, out_ptr, n_
 def _dequant_kernel(packed_ptr, absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr, code_ptr, out_ptr, n_elements,
                     BLOCKSIZE: tl.constexpr, BLOCKSIZE2: tl.constexpr, SWAP_NIBBLES: tl.constexpr,
                     LINEAR_ABSMAX: tl.constexpr, IGNORE_OFFSET: tl.constexpr, WHOLE_BLOCKS_ONLY: tl.constexpr,
-                    ABSMAX_IS_DECODED: tl.constexpr, ROUNDING: tl.constexpr, BLOCK: tl.constexpr):
+                    ABSMAX_IS_DECODED: tl.constexpr, ROUNDING: tl.constexpr, LATE_SECOND_LEVEL: tl.constexpr,
+                    BLOCK: tl.constexpr):
     i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     limit = (n_elements // BLOCKSIZE) * BLOCKSIZE if WHOLE_BLOCKS_ONLY else n_elements
     ok = i < limit
@@ -46,7 +47,8 @@ def _dequant_kernel(packed_ptr, absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr
         absmax = tl.load(absmax_q_ptr + block, mask=ok, other=0.0)
     else:
         q = tl.load(absmax_q_ptr + block, mask=ok, other=0).to(tl.int32)
-        scale2 = tl.load(absmax2_ptr + block // BLOCKSIZE2, mask=ok, other=0.0)
+        group = (i + 1) // (BLOCKSIZE * BLOCKSIZE2) if LATE_SECOND_LEVEL else block // BLOCKSIZE2
+        scale2 = tl.load(absmax2_ptr + group, mask=ok, other=0.0)
         if LINEAR_ABSMAX:
             absmax = (q.to(tl.float32) / 127.5 - 1.0) * scale2
         else:
@@ -72,7 +74,7 @@ def _dequant_kernel(packed_ptr, absmax_q_ptr, code2_ptr, absmax2_ptr, offset_ptr
 
 def make(*, swap_nibbles: bool = False, ignore_offset: bool = False, linear_absmax: bool = False,
          whole_blocks_only: bool = False, force_fp16: bool = False, two_launches: bool = False,
-         rounding: str = "nearest"):
+         rounding: str = "nearest", late_second_level: bool = False):
     """A `dequantize_nf4(weight, quant_state)` with the chosen faults planted (`rounding`: nearest,
     toward_zero or away_from_nearest, for float16/bfloat16 outputs)."""
     rounding_mode = ("nearest", "toward_zero", "away_from_nearest").index(rounding)
@@ -91,7 +93,7 @@ def make(*, swap_nibbles: bool = False, ignore_offset: bool = False, linear_absm
             weight, absmax, s2.code, s2.absmax, qs.offset, qs.code, out, n,
             BLOCKSIZE=qs.blocksize, BLOCKSIZE2=s2.blocksize, SWAP_NIBBLES=swap_nibbles, LINEAR_ABSMAX=linear_absmax,
             IGNORE_OFFSET=ignore_offset, WHOLE_BLOCKS_ONLY=whole_blocks_only, ABSMAX_IS_DECODED=two_launches,
-            ROUNDING=rounding_mode, BLOCK=BLOCK)
+            ROUNDING=rounding_mode, LATE_SECOND_LEVEL=late_second_level, BLOCK=BLOCK)
         return out
 
     return dequantize_nf4
