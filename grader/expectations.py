@@ -17,6 +17,7 @@ A corpus file is TOML, one per puzzle (this repository's are `tests/expected/*.t
     words_cpu = { }                                   # ... and on one kind of device only
     words_gpu = { }
     score = { cpu = 6, gpu = 14 }                     # optional
+    only = "gpu"                                      # optional: graded on this kind of device alone
 
 The CPU self-tests (`tests/test_corpus.py`) and the GPU verdict run (`scripts/gpu_verdicts.py`) read the
 same files and call the same `mismatches`, so a verdict is held to one expectation on every device.
@@ -51,6 +52,7 @@ class Case:
     words_cpu: dict[str, str] = field(default_factory=dict)
     words_gpu: dict[str, str] = field(default_factory=dict)
     score: dict[str, int] = field(default_factory=dict)
+    only: str | None = None  # "cpu" or "gpu": the case is graded on that kind of device alone
 
     @property
     def id(self) -> str:
@@ -87,7 +89,7 @@ def load(path: Path) -> list[Case]:
                     criteria=tuple(raw.get("criteria", ())), args=tuple(raw.get("args", ())), expect=raw["expect"],
                     expect_cpu=raw.get("expect_cpu", {}), expect_gpu=raw.get("expect_gpu", {}),
                     words=raw.get("words", {}), words_cpu=raw.get("words_cpu", {}),
-                    words_gpu=raw.get("words_gpu", {}), score=raw.get("score", {}))
+                    words_gpu=raw.get("words_gpu", {}), score=raw.get("score", {}), only=raw.get("only"))
         _validate(path, case)
         cases.append(case)
     return cases
@@ -105,6 +107,8 @@ def _validate(path: Path, case: Case) -> None:
         bad = {c: s for c, s in table.items() if s not in STATUSES}
         if bad:
             raise ValueError(f"{path}: {case.submission}: unknown status {bad}; expected one of {STATUSES}")
+    if case.only not in (None, "cpu", "gpu"):
+        raise ValueError(f"{path}: {case.submission}: only must be cpu or gpu, not {case.only!r}")
     if case.kind == "broken" and "failed" not in {*case.expect.values(), *case.expect_gpu.values()}:
         raise ValueError(f"{path}: {case.submission}: a broken submission must be expected to fail a criterion")
 

@@ -132,8 +132,14 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
         return
     current = state["run_dir"] / f"current-{report.node.gateway.id}.json"
     info = json.loads(current.read_text()) if current.exists() else {}
-    if info.get("nodeid") != crashitem:
-        report.longrepr = f"the grading worker ended before {crashitem} started"
+    if not info:
+        report.longrepr = f"the grading worker ended before it started a test (in {crashitem})"
+        return
+    if info.get("finished") or info.get("nodeid") != crashitem:
+        # The worker ended between tests (it quits on purpose after a fault that poisons the CUDA context):
+        # the test it had been handed did not start, so it runs again on the next worker.
+        sched.mark_test_pending(crashitem)
+        report.outcome = "rerun"  # type: ignore[assignment]
         return
     reason = _why_the_worker_ended(state["run_dir"], info)
     report.longrepr = f"{reason} (in {crashitem})"
@@ -194,15 +200,35 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if state is None or crit is None:
         yield
         return
+    if _cuda_context_broken():
+        # The last test left the GPU unusable (a sticky CUDA error such as an illegal address poisons the
+        # process's context): end this worker; the controller hands this test to a fresh one.
+        os._exit(0)
     puzzle = crit[0]
     info = {"pid": os.getpid(), "nodeid": item.nodeid, "criterion": ".".join(crit), "started": time.time(),
             "timeout": item.config.getoption("timeout", None)}
-    (state["run_dir"] / f"current-{item.config.workerinput['workerid']}.json").write_text(json.dumps(info))
+    current = state["run_dir"] / f"current-{item.config.workerinput['workerid']}.json"
+    current.write_text(json.dumps(info))
     started = time.perf_counter()
     try:
         yield
     finally:
         state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.perf_counter() - started
+        current.write_text(json.dumps({**info, "finished": True}))
+
+
+def _cuda_context_broken() -> bool:
+    """Whether CUDA was used in this process and no longer works."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return False
+    try:
+        torch.cuda.synchronize()
+    except RuntimeError:
+        return True
+    return False
 
 
 @pytest.hookimpl(wrapper=True)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[tuple, list[expectations.Case]] = defaultdict(list)
     for path in sorted((REPO / "tests" / "expected").glob("*.toml")):
         for case in expectations.load(path):
-            if args.select in case.id:
+            if args.select in case.id and case.only != "cpu":
                 groups[(case.puzzle, case.criteria, case.args)].append(case)
     rows, started = [], time.perf_counter()
     for i, cases in enumerate(groups.values()):
