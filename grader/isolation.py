@@ -29,12 +29,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from grader.plugin import criterion_of, is_xdist_worker
+from grader.plugin import criterion_of, is_grading_run, is_xdist_worker
 
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
 DEFAULT_PUZZLE_TIMEOUT_S = 3600
 CRASHES_PER_PUZZLE = 2  # after this many lost workers, a puzzle's remaining tests are not run
-_GRADER_DIR = Path(__file__).resolve().parent
 _STATE = pytest.StashKey[dict[str, Any]]()
 
 
@@ -49,17 +48,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memory-limit-gb", type=float, default=None, metavar="GIB",
                     help="address-space limit of the grading worker on a machine without a GPU "
                          "(default: 3/4 of physical memory)")
-
-
-def is_grading_run(config: pytest.Config) -> bool:
-    """Whether this run collects the grader's tests (`pytest grader/`, the default testpaths, `--pyargs grader`)."""
-    args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath / p)
-                                                                    for p in config.getini("testpaths")]
-    for arg in args:
-        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
-        if path == _GRADER_DIR or _GRADER_DIR in path.parents or arg == "grader" or arg.startswith("grader."):
-            return True
-    return False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -86,7 +74,10 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         raise pytest.UsageError("grading runs the submission in a pytest-xdist worker; install pytest-xdist, "
                                 "or pass --no-isolation")
     if not config.option.numprocesses:
+        # What xdist's own pytest_cmdline_main makes of `-n 1`, set here too, since it may already have run.
         config.option.numprocesses = 1
+        config.option.dist = "load"
+        config.option.tx = ["popen"]
     config.option.maxworkerrestart = "1000"  # CRASHES_PER_PUZZLE bounds the restarts per puzzle
     run_dir = Path(tempfile.mkdtemp(prefix="grader-workers-"))
     config.stash[_STATE] = {"run_dir": run_dir, "crashes": {}, "spent": {}}
@@ -197,7 +188,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """In a worker: note the running test for the controller, and account the time each puzzle takes."""
     state = _state(item.config)
     crit = criterion_of(item)
-    if state is None or crit is None:
+    if state is None or crit is None or not is_xdist_worker(item.config):
         yield
         return
     if _cuda_context_broken():
@@ -246,7 +237,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """A puzzle that crashed too many workers or ran out of time: its remaining tests fail at once, with why."""
     state = _state(item.config)
     crit = criterion_of(item)
-    if state is None or crit is None or "spent" not in state:
+    if state is None or crit is None or not is_xdist_worker(item.config):
         return
     puzzle = crit[0]
     crashes = state["crashes"].get(puzzle)

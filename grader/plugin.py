@@ -27,14 +27,12 @@ from grader.report import PuzzleCard, Scorecard
 from grader.rubric import PUZZLES, Outcome, score
 from grader.submission import DEFAULT_SUBMISSION, Submission, load
 
-profiles.register()
-
 _CRITERION = "grader_criterion"
 _DETAIL = "grader_detail"
 _VALUE = "grader_value"
 # (criterion, status, detail) as JSON: a criterion a test decides besides its own (see grader.guards).
 ALSO_PROPERTY = "grader_also"
-_GRADER_DIR = Path(__file__).parent
+_GRADER_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -57,6 +55,7 @@ class GraderSession:
     puzzles: list[str]
     criteria: list[str]
     min_scores: dict[str, int]
+    grading: bool  # whether grader tests are collected (otherwise the plugin stays out of the way)
     results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None
@@ -139,6 +138,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed for every input the grader draws (Hypothesis included); default: random, printed")
 
 
+def is_grading_run(config: pytest.Config) -> bool:
+    """Whether this run collects the grader's tests (`pytest grader/`, the default testpaths, `--pyargs grader`).
+
+    Only then does the plugin act: in any other test run in the same environment it changes nothing.
+    """
+    args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath / p)
+                                                                    for p in config.getini("testpaths")]
+    for arg in args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == _GRADER_DIR or _GRADER_DIR in path.parents or arg == "grader" or arg.startswith("grader."):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads the profile that --hypothesis-profile names
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "criterion(puzzle, name): the rubric criterion this test decides")
     seed = config.getoption("grader_seed")
@@ -161,8 +175,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"into one leaderboard with: python -m grader.batch {shlex.join(submissions)}")
     state = config.stash[STASH] = GraderSession(
         submission_spec=submissions[0], seed=seed, puzzles=config.getoption("puzzle"),
-        criteria=config.getoption("criterion"), min_scores=min_scores)
+        criteria=config.getoption("criterion"), min_scores=min_scores, grading=is_grading_run(config))
     config.pluginmanager.register(state, "grader-session")
+    if not state.grading:
+        return
+    for line in ("ignore::DeprecationWarning", "ignore::FutureWarning"):  # as this checkout's pyproject.toml does
+        config.addinivalue_line("filterwarnings", line)
+    profiles.register()
     if config.getoption("hypothesis_profile", None) is None:
         from hypothesis import settings
 
@@ -175,6 +194,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[STASH]
+    if not s.grading:
+        return []
     return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}"]
 
 
@@ -214,6 +235,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             not state.criteria or f"{letter}.{name}" in state.criteria)
         if selected:
             item.user_properties.append((_CRITERION, f"{letter}.{name}"))
+            item.user_properties.append(("grader_puzzle", letter))  # JUnit XML shows both as properties
             state.collected.add((letter, name))
             keep.append(item)
         else:
@@ -259,7 +281,8 @@ def _failure_message(report: pytest.TestReport) -> str:
 
 
 def _reproduce_command(config: pytest.Config, state: GraderSession) -> str:
-    args = ["pytest", "grader/", "--submission", state.submission_spec, "--grader-seed", str(state.seed)]
+    target = ["--pyargs", "grader"] if config.option.pyargs else ["grader/"]  # installed, or in this checkout
+    args = ["pytest", *target, "--submission", state.submission_spec, "--grader-seed", str(state.seed)]
     for p in state.puzzles:
         args += ["--puzzle", p]
     profile = config.getoption("hypothesis_profile", None)
@@ -354,6 +377,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Record the grader's environment (device, driver, library versions) in pytest-benchmark's JSON, so that
     `python -m grader.compare_benchmarks` can refuse to compare files from different devices."""
+    if not config.stash[STASH].grading:
+        return
     from grader import environment
 
     machine_info["grader_environment"] = environment.describe()
@@ -410,7 +435,10 @@ def submission(pytestconfig: pytest.Config, device: Any) -> Submission:
 
 @pytest.fixture(autouse=True)
 def _seeded(request: pytest.FixtureRequest, grader_seed: int) -> Iterator[None]:
-    """Seed Python and torch per test from the grader seed and the test id (torch only if already imported)."""
+    """Seed Python and torch per grader test from the grader seed and the test id (torch only if already imported)."""
+    if criterion_of(request.node) is None:
+        yield
+        return
     local = zlib.crc32(request.node.nodeid.encode()) ^ grader_seed
     random.seed(local)
     torch = sys.modules.get("torch")
