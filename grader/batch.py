@@ -119,11 +119,12 @@ def _option_values(args: Sequence[str], option: str) -> list[str]:
 
 
 def worker_command(job: Job, seed: int, score_json: Path, pytest_args: Sequence[str]) -> list[str]:
-    """The pytest command line of one worker (only the puzzle's own test directory is collected)."""
+    """The pytest command line of one worker (only the puzzle's own test directory is collected). The worker
+    process is the isolation here (`--no-isolation`: no pytest-xdist worker inside it)."""
     spec = str(Path(job.spec).resolve()) if Path(job.spec).exists() or job.spec.endswith(".py") else job.spec
     return [sys.executable, "-m", "pytest", str(REPO / "grader" / f"puzzle_{job.puzzle.lower()}"),
             "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q", "--submission", spec, "--puzzle", job.puzzle,
-            "--grader-seed", str(seed), "--score-json", str(score_json), *pytest_args]
+            "--grader-seed", str(seed), "--score-json", str(score_json), "--no-isolation", *pytest_args]
 
 
 def failed_card(puzzle: str, reason: str, criteria: Sequence[str]) -> dict[str, Any]:
