@@ -113,15 +113,16 @@ def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, de
         torch.cuda.reset_peak_memory_stats(device)
     module.train()
     for step, micro_batches in enumerate(schedule.steps):
+        # Not timed, here and below: the copies are the grader's, not the step's.
         if keep and follow is None:  # a following run's weights are the oracle's by construction
             record.step_weights.append({name: _to_cpu(p) for name, p in params.items()})
-        _sync(device)
-        start = time.perf_counter()
         if follow is not None:
             with torch.no_grad():
                 for name, weight in follow.step_weights[step].items():
                     if name in params:  # a missing name fails `correct`, not the run
                         params[name].copy_(weight)
+        _sync(device)
+        start = time.perf_counter()
         items = sum(int((mb.labels[:, 1:] != -100).sum()) for mb in micro_batches)
         num_items = torch.tensor(items, device=device)
         total = torch.zeros((), device=device)
@@ -138,7 +139,7 @@ def train(module: torch.nn.Module, schedule: Schedule, *, dtype: torch.dtype, de
                                           time.perf_counter() - t0))
             log.info("%s", record.micro[-1])
         copied = time.perf_counter()
-        if keep:  # not timed: the copies are the grader's, not the step's
+        if keep:
             record.step_grads.append({name: _to_cpu(p.grad) for name, p in params.items()})
         start += time.perf_counter() - copied
         if optimizer is not None:
