@@ -195,7 +195,8 @@ PUZZLE_C = Puzzle(
     entry_point="compile_qlora",
     max_points=9,
     criteria=(
-        Criterion("correct", "gate", "per-step losses and final LoRA weights match the eager model"),
+        Criterion("correct", "gate", "losses and LoRA gradients match the eager model's at its weights, every step "
+                  "(grader/puzzle_c/standard.py)"),
         Criterion("no_graph_breaks", "gate", "no graph break anywhere in the training run"),
         Criterion("uses_flex_attention", "merit", "flex attention appears in the compiled graphs"),
         Criterion("dynamic_sequence_length_works", "merit", "new sequence lengths run without a recompile each"),
