@@ -43,7 +43,10 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment holding torch (as scripts/setup.sh installs it) and the grader's wheel."""
     root = tmp_path_factory.mktemp("install")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)], root)
+    source = root / "source"  # a copy: building writes build/ and *.egg-info into the tree it builds
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
+                                                                ".venv", "out", ".whl", ".hypothesis", ".pytest_cache"))
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)], root)
     assert built.returncode == 0, built.stdout + built.stderr
     wheel = next((root / "dist").glob("unsloth_puzzle_grader-*.whl"))
     assert _run([sys.executable, "-m", "venv", str(root / "venv")], root).returncode == 0
