@@ -26,7 +26,10 @@ from grader.puzzle_d.oracles import cross_entropy  # noqa: E402
 from grader.puzzle_d.baselines import available_baselines  # noqa: E402
 import solutions.memory_efficient_linear as reference  # noqa: E402
 from solutions.memory_efficient_linear import memory_efficient_linear  # noqa: E402
-from tests.broken.d_plain_control import memory_efficient_linear as plain_control  # noqa: E402
+from grader.submission import load  # noqa: E402
+
+# The grader's plain, unbroken D control (a submission file, loaded as the grader loads one).
+plain_control = load("tests/broken/d_plain_control.py", root=Path(__file__).resolve().parent.parent).entry_point("D")
 
 B, T, H, V = 4, 4096, 4096, 128256
 REPS, WARMUP = 10, 3

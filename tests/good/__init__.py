@@ -1,0 +1,1 @@
+"""Honest submissions in other styles than the references (their verdicts: tests/expected/*.toml)."""
