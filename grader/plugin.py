@@ -139,10 +139,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def is_grading_run(config: pytest.Config) -> bool:
-    """Whether this run collects the grader's tests (`pytest grader/`, the default testpaths, `--pyargs grader`).
-
-    Only then does the plugin act: in any other test run in the same environment it changes nothing.
+    """Whether this run grades: it names a submission, or collects the grader's tests (`pytest grader/`, the
+    default testpaths, `--pyargs grader`). Only then does the plugin act: in any other test run in the same
+    environment it changes nothing.
     """
+    if config.getoption("submission"):
+        return True
     args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath / p)
                                                                     for p in config.getini("testpaths")]
     for arg in args:
