@@ -25,6 +25,7 @@ from grader.outcomes import NOT_ATTEMPTED, NOT_MEASURED
 from grader.progress import Progress
 from grader.report import PuzzleCard, Scorecard
 from grader.rubric import PUZZLES, Outcome, score
+from grader.shrinking import ShrinkBudget
 from grader.submission import DEFAULT_SUBMISSION, Submission, load
 
 _CRITERION = "grader_criterion"
@@ -400,6 +401,18 @@ def progress(pytestconfig: pytest.Config) -> Progress:
     if is_xdist_worker(pytestconfig):
         return Progress(None, capture, sys.stderr)
     return Progress(plugins.get_plugin("terminalreporter"), capture)
+
+
+@pytest.fixture(scope="session")
+def hypothesis_profile(pytestconfig: pytest.Config) -> str:
+    """The name of the Hypothesis profile this run uses (`--hypothesis-profile`, else the grader's default)."""
+    return pytestconfig.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE
+
+
+@pytest.fixture
+def shrink_budget(hypothesis_profile: str) -> ShrinkBudget:
+    """A fresh shrink budget for one property (`grader.shrinking`), as long as the profile allows."""
+    return ShrinkBudget(profiles.SHRINK_SECONDS.get(hypothesis_profile, profiles.SHRINK_SECONDS["dev"]))
 
 
 @pytest.fixture(scope="session")

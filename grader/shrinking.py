@@ -2,7 +2,7 @@
 
 Every example of puzzle A runs a kernel through the Triton interpreter on a CPU, so shrinking a failure found on
 a large weight can take many minutes (Hypothesis itself stops only after five). Once a property has failed,
-`ShrinkBudget` lets shrinking go on for `seconds`, then rejects further examples (`hypothesis.reject()`), so the
+`ShrinkBudget` lets shrinking go on for `seconds` (per Hypothesis profile: `profiles.SHRINK_SECONDS`), then rejects further examples (`hypothesis.reject()`), so the
 shrinker stops with the smallest failure found so far. Hypothesis' final replay of that failure runs in full and
 carries a note saying it may not be fully shrunk; its `@reproduce_failure` line replays it exactly.
 """
@@ -16,13 +16,10 @@ from typing import Iterator
 from hypothesis import note, reject
 from hypothesis.control import current_build_context
 
-DEFAULT_SECONDS = 60.0
-
-
 class ShrinkBudget:
     """Run each example of one property inside `with budget.example():`."""
 
-    def __init__(self, seconds: float = DEFAULT_SECONDS) -> None:
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.first_failure: float | None = None
 

@@ -6,9 +6,11 @@ from typing import Any, Callable
 
 import pytest
 
-# Largest weight Hypothesis draws: the interpreter pays per program instance and bitsandbytes' CPU
-# dequantization compiles per shape, so the CPU bound is smaller.
-MAX_NUMEL = {"cuda": 1 << 25, "cpu": 1 << 20}
+from grader.profiles import CPU_MAX_NUMEL, DEFAULT_PROFILE
+
+# Largest weight Hypothesis draws on a GPU; on a CPU (the interpreter pays per program instance) it follows
+# the Hypothesis profile (grader.profiles.CPU_MAX_NUMEL).
+GPU_MAX_NUMEL = 1 << 25
 
 
 @pytest.fixture(scope="session")
@@ -18,12 +20,8 @@ def dequantize_nf4(submission: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="session")
-def max_numel(device: Any) -> int:
+def max_numel(device: Any, hypothesis_profile: str) -> int:
     """The largest weight drawn on this device."""
-    return MAX_NUMEL[device.type]
-
-
-@pytest.fixture(scope="session")
-def interpreted(device: Any) -> bool:
-    """True when kernels run in the Triton interpreter (no GPU)."""
-    return device.type != "cuda"
+    if device.type == "cuda":
+        return GPU_MAX_NUMEL
+    return CPU_MAX_NUMEL.get(hypothesis_profile, CPU_MAX_NUMEL[DEFAULT_PROFILE])

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, strategies as st
 
 from grader.puzzle_a import oracles, standard
-from grader.shrinking import ShrinkBudget
 from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase, weight_cases
 
@@ -38,10 +37,10 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context:
 
 
 @pytest.mark.criterion("A", "correct")
-def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail):
+def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail, shrink_budget):
     """Random shapes (1 element up), dtypes, scales, outliers and zero blocks, quantized by bitsandbytes."""
     exact: list[float] = []
-    budget = ShrinkBudget()
+    budget = shrink_budget
 
     @given(case=weight_cases(max_numel=max_numel, dtypes=PUZZLE_DTYPES))
     def check(case: WeightCase) -> None:
@@ -54,10 +53,9 @@ def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, c
 
 
 @pytest.mark.criterion("A", "correct")
-def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device):
+def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budget):
     """No caching by pointer: after the weight and its state are overwritten in place, the output follows."""
-
-    budget = ShrinkBudget()
+    budget = shrink_budget
 
     @given(first=weight_cases(max_numel=1 << 16, dtypes=PUZZLE_DTYPES), seed=st.integers(0, 2**31 - 1))
     def check(first: WeightCase, seed: int) -> None:
