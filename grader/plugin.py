@@ -56,7 +56,7 @@ class GraderSession:
     puzzles: list[str]
     criteria: list[str]
     min_scores: dict[str, int]
-    grading: bool  # whether grader tests are collected (otherwise the plugin stays out of the way)
+    grading: bool  # whether this run grades (is_grading_run); otherwise the plugin stays out of the way
     results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None

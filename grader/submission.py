@@ -41,8 +41,7 @@ def _guarded_call(puzzle: str | None, fn: Callable[..., Any], *args: Any, **kwar
 
 
 def _guarded(puzzle: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` with the call guards around each call (not while torch.compile traces it: nothing runs then).
-    The unguarded function is its `__wrapped__`, for timing loops."""
+    """`fn` with the call guards around each call (not while torch.compile traces it: nothing runs then)."""
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -52,15 +51,13 @@ def _guarded(puzzle: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         return _guarded_call(puzzle, fn, *args, **kwargs)
 
+    call.grader_unguarded = fn  # type: ignore[attr-defined]
     return call
-
-
-_GUARDED_CODE = _guarded("A", print).__code__
 
 
 def unguarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """An entry point without the call guards: timing loops measure the submission, not the grader's checks."""
-    return getattr(fn, "__wrapped__", fn) if getattr(fn, "__code__", None) is _GUARDED_CODE else fn
+    return getattr(fn, "grader_unguarded", fn)
 
 
 class ContractError(Exception):
