@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run on the lent GPU machine from the repository root: installs the carried wheels, then runs
-# whatever is passed (default: the A sweep and the A grader). Logs go to $OUT.
+# Run on the lent GPU machine from the repository root: installs the carried wheels (made here first by
+# scripts/gpu_wheels.sh; carry .whl), then runs whatever is passed (default: the A sweep and the A grader).
+# Logs go to $OUT.
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
