@@ -31,6 +31,7 @@ from grader.submission import DEFAULT_SUBMISSION, Submission, load
 _CRITERION = "grader_criterion"
 _DETAIL = "grader_detail"
 _VALUE = "grader_value"
+_NOTES = "grader_notes"
 # (criterion, status, detail) as JSON: a criterion a test decides besides its own (see grader.guards).
 ALSO_PROPERTY = "grader_also"
 _GRADER_DIR = Path(__file__).resolve().parent
@@ -268,19 +269,21 @@ def _failure_message(report: pytest.TestReport) -> str:
     message = message.split("\nassert ")[0]  # the test's own message, not pytest's re-evaluation
     if report.when not in ("call", "???"):  # "???": xdist's report for a test whose worker was lost
         message = f"error in {report.when}: {message}"
-    lines = [re.sub(r"^E\s{0,7}", "", line).rstrip() for line in report.longreprtext.splitlines()]
-    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith("Falsifying example")]
-    example: list[str] = []
-    if starts:  # Hypothesis' shrunk example, up to its @reproduce_failure line
-        for line in lines[starts[-1]:]:
-            if example and (not line.strip() or line.lstrip().startswith("Falsifying example")):
-                if any("reproduce_failure" in e for e in example):
-                    break
-                continue
-            example.append(line)
-            if "reproduce_failure" in line:
-                break
-    return "\n".join([message, *example])
+    notes = next((v for k, v in report.user_properties if k == _NOTES), "")
+    if notes:  # the exception's own text may end with its notes (Python 3.11 prints them): keep them once
+        message = message.split(notes.splitlines()[0])[0].rstrip()
+    return "\n".join(part for part in (message, notes) if part)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line) travel with the
+    report, so the scorecard shows them whatever Hypothesis' wording and under pytest-xdist."""
+    report = yield
+    notes = getattr(call.excinfo.value, "__notes__", None) if call.excinfo is not None else None
+    if report.failed and notes:
+        report.user_properties.append((_NOTES, "\n".join(str(note) for note in notes)))
+    return report
 
 
 def _reproduce_command(config: pytest.Config, state: GraderSession) -> str:
