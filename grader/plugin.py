@@ -402,7 +402,7 @@ def progress(pytestconfig: pytest.Config) -> Progress:
     if pytestconfig.get_verbosity() < 0 or runs_side_by_side(pytestconfig):
         return Progress(None, capture)
     if is_xdist_worker(pytestconfig):
-        return Progress(None, capture, sys.stderr)
+        return Progress(None, capture, sys.__stderr__)  # the process's own stderr, not the captured one
     return Progress(plugins.get_plugin("terminalreporter"), capture)
 
 
