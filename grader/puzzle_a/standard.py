@@ -66,13 +66,13 @@ def exact(packed: torch.Tensor, quant_state) -> Exact:
 
 def _ordered(x: torch.Tensor) -> torch.Tensor:
     """Float bit patterns mapped to integers that sort as the floats do (adjacent floats differ by 1)."""
-    bits = {torch.int16: 16, torch.int32: 32}[_INT[x.dtype]]
+    bits = x.dtype.itemsize * 8
     i = x.contiguous().view(_INT[x.dtype]).long()
     return torch.where(i < 0, -(1 << (bits - 1)) - i, i)
 
 
 def _from_ordered(i: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    bits = {torch.int16: 16, torch.int32: 32}[_INT[dtype]]
+    bits = dtype.itemsize * 8
     raw = torch.where(i < 0, -(1 << (bits - 1)) - i, i)
     return raw.to(_INT[dtype]).view(dtype)
 
