@@ -7,6 +7,9 @@ GPU, where the `expect_gpu` verdicts and the GPU-only fault cases apply:
 Each case is the command a user runs, `pytest grader/ --submission S --puzzle P [--criterion ...]`, isolated
 as by default (the GPU faults need it), with the CPU self-tests' seed and the ci profile. Prints every mismatch,
 writes `verdicts.json` (one row per case, with its scorecard) and ends with a short table; exits 1 on any mismatch.
+
+`--jobs N` grades N cases at a time. Cases graded on a timing (A's speedup) and the GPU-fault submissions (they
+hog or break the device) still run alone, first, so no timing shares the device.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from grader import expectations
 from grader.report import write_json
+from grader.rubric import PUZZLES
 
 REPO = Path(__file__).resolve().parent.parent
+TIMED = {"speedup"}  # criteria judged by a timing, which a shared device would skew (peak memory is per process)
 SEED = 20261125  # the CPU self-tests' seed (tests/verdicts.py), so both devices draw the same inputs
 
 
@@ -40,28 +46,47 @@ def grade(case: expectations.Case, out: Path, seed: int) -> tuple[int, dict, flo
     return done.returncode, card, time.perf_counter() - started
 
 
+def runs_alone(case: expectations.Case) -> bool:
+    """Whether a case must have the device to itself: it times something, or its submission harms the device."""
+    graded = case.criteria or tuple(c.name for c in PUZZLES[case.puzzle].criteria)
+    return bool(TIMED & set(graded)) or Path(case.submission).stem.startswith("x_gpu_")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "out" / "verdicts")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("-k", dest="select", default="", help="only cases whose id contains this text")
+    parser.add_argument("-k", dest="select", action="append", default=[],
+                        help="only cases whose id contains this text (repeat for several)")
+    parser.add_argument("--jobs", type=int, default=1, help="cases graded at a time (timing cases run alone)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
     cases = [case for path in sorted((REPO / "tests" / "expected").glob("*.toml"))
-             for case in expectations.load(path) if args.select in case.id and case.only != "cpu"]
+             for case in expectations.load(path)
+             if (not args.select or any(text in case.id for text in args.select)) and case.only != "cpu"]
+    alone = [case for case in cases if runs_alone(case)]
+    shared = [case for case in cases if not runs_alone(case)]
     rows = []
-    for i, case in enumerate(cases, 1):
-        code, card, seconds = grade(case, args.out, args.seed)
+
+    def record(case: expectations.Case, code: int, card: dict, seconds: float) -> None:
         problems = expectations.mismatches(card, case, exit_code=code) if card["puzzles"] else [
             f"{case.id}: no scorecard was written (exit {code})"]
         got = {n: c["status"] for n, c in card["puzzles"].get(case.puzzle, {}).get("criteria", {}).items()}
         rows.append({"case": case.id, "kind": case.kind, "on_gpu": expectations.graded_on_gpu(card), "exit": code,
                      "seconds": round(seconds, 1), "statuses": got, "mismatches": problems, "scorecard": card})
-        print(f"[{i}/{len(cases)}] {case.id}: {'MISMATCH' if problems else 'as expected'} ({seconds:.0f} s)", flush=True)
+        print(f"[{len(rows)}/{len(cases)}] {case.id}: {'MISMATCH' if problems else 'as expected'} ({seconds:.0f} s)",
+              flush=True)
         for line in problems:
             print("    ", line, flush=True)
-    write_json(args.out / "verdicts.json", rows)
+        write_json(args.out / "verdicts.json", rows)  # after every case, so a run cut short keeps what it graded
+
+    for case in alone:
+        record(case, *grade(case, args.out, args.seed))
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        running = {pool.submit(grade, case, args.out, args.seed): case for case in shared}
+        for done in as_completed(running):
+            record(running[done], *done.result())
     bad = [r for r in rows if r["mismatches"]]
     print(f"\n{'case':<64} {'kind':<9} {'exit':>4} {'s':>5}  verdict")
     for r in rows:

@@ -73,8 +73,8 @@ def call_candidate(fn: Callable[[torch.Tensor, Any], torch.Tensor], q: Quantized
             not_measured(undecidable)
         raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {type(exc).__module__}."
                              f"{type(exc).__qualname__}: {exc} (expected a tensor of quant_state.shape)") from exc
-    if q.weight.is_cuda:
-        torch.cuda.synchronize()
+    if q.weight.is_cuda:  # the caller's stream only: work left on a side stream must not be waited for here
+        torch.cuda.current_stream(q.weight.device).synchronize()
     problems = []
     if out is None or not isinstance(out, torch.Tensor):
         problems.append(f"returned {type(out).__name__}, expected a torch.Tensor")

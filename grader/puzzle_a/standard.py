@@ -49,7 +49,8 @@ def exact(packed: torch.Tensor, quant_state) -> Exact:
     """The exact value of every element of `quant_state.shape`, and its allowed float32 error."""
     qs = quant_state
     n = qs.shape.numel()
-    code = qs.code.double().cpu()[nibbles(packed.cpu(), n)]
+    # A plain view: `Params4bit.cpu()` would move its quant state to the CPU in place, under the caller's feet.
+    code = qs.code.double().cpu()[nibbles(packed.as_subclass(torch.Tensor).cpu(), n)]
     if qs.nested:
         s2 = qs.state2
         scale2 = s2.absmax.double().cpu().repeat_interleave(s2.blocksize)[: qs.absmax.numel()]
