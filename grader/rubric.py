@@ -79,7 +79,8 @@ class Outcome:
 
 @dataclass
 class Score:
-    """A puzzle's points: `provisional` when a rule could not be decided because a criterion was not measured."""
+    """A puzzle's points: `provisional` when a rule could not be decided because a criterion was not measured.
+    `per_criterion` holds what each criterion contributed to `points` (they add up to it)."""
 
     points: int
     max_points: int
@@ -130,9 +131,10 @@ def score(puzzle: Puzzle, outcomes: dict[str, Outcome]) -> Score:
         if any(t is None for t in truths):
             result.provisional = True
             continue
-        if rule.set_to is not None:
+        if rule.set_to is not None:  # what earlier rules contributed is gone: the setting rule owns the total
             result.notes.append(f"rubric set the score from {points} to {rule.set_to} ({rule.owner})")
             points = rule.set_to
+            result.per_criterion = {rule.owner: rule.set_to}
         else:
             points += rule.add
             result.per_criterion[rule.owner] = result.per_criterion.get(rule.owner, 0) + rule.add

@@ -4,6 +4,8 @@ of every puzzle is decided by at least one test in grader/."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from grader.rubric import PUZZLES, Outcome, score
 from tests.verdicts import BROKEN, REPO, grade, statuses
@@ -69,9 +71,27 @@ def test_not_measured_makes_the_score_provisional_and_adds_nothing():
     assert s.provisional and s.points == 14 - 5 - 3
 
 
+@st.composite
+def _any_outcomes(draw: st.DrawFn) -> tuple[str, dict[str, Outcome]]:
+    letter = draw(st.sampled_from(sorted(PUZZLES)))
+    status = st.sampled_from(["passed", "failed", "not_measured"])
+    return letter, {c.name: Outcome(draw(status), draw(st.floats(0.5, 2.0)) if c.kind == "value" else None)
+                    for c in PUZZLES[letter].criteria}
+
+
+@given(_any_outcomes())
+def test_criterion_points_add_up_to_the_score(graded):
+    """Each criterion's points on the scorecard are what it contributed: after a rule that sets the score
+    (D's `E_score = 0`), the points that rule wiped are shown nowhere."""
+    letter, outcomes = graded
+    s = score(PUZZLES[letter], outcomes)
+    assert sum(s.per_criterion.values()) == s.points, (s.per_criterion, s.points, s.notes)
+
+
 def test_d_upcast_removal_wipes_earlier_points_only():
     s = score(PUZZLES["D"], _outcomes("D", remove_float32_upcast="failed"))
     assert s.points == 10 - 2  # VRAM's 2 points were before the E_score = 0 line
+    assert "VRAM_50_percent_reduction" not in s.per_criterion and s.per_criterion["remove_float32_upcast"] == 0
 
 
 def test_d_llama_mismatch_wipes_all_but_grpo():
