@@ -1,8 +1,17 @@
-"""Tensor comparison that explains itself: metadata first, then NaN/Inf, then the worst elements."""
+"""Tensor comparison, the one module for it: mismatch reports that explain themselves (metadata first, then
+NaN/Inf, then the worst elements), distances in units in the last place, relative norms, and the scale/error
+split of a gradient against its oracle. The puzzles' correctness standards (`grader/puzzle_*/standard.py`) are
+built from these; what is particular to a puzzle (A's rounding bound, C's noise floor, D's precision rule)
+stays in its standard.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}
 
 
 def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float,
@@ -51,7 +60,46 @@ def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float
     return reasons
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float, what: str) -> None:
-    """Raise AssertionError with `mismatch_report`'s reasons when the tensors differ."""
-    reasons = mismatch_report(actual, expected, atol=atol, rtol=rtol, what=what)
-    assert not reasons, "\n".join(reasons)
+def nonfinite_report(actual: torch.Tensor, truth: torch.Tensor, *, what: str, show: int = 3) -> str | None:
+    """Where `actual` is NaN/Inf and the (float64) `truth` is finite, said in one line; None when nowhere."""
+    a, t = actual.detach().double().reshape(-1).cpu(), truth.detach().double().reshape(-1).cpu()
+    bad = ~torch.isfinite(a) & torch.isfinite(t)
+    if not bad.any():
+        return None
+    i = bad.nonzero().flatten()[:show].tolist()
+    return (f"{what}: {int(bad.sum())} NaN/Inf where the float64 truth is finite, first at flat indices {i}: "
+            f"got {[a[j].item() for j in i]}, truth {[t[j].item() for j in i]}")
+
+
+def ordered(x: torch.Tensor) -> torch.Tensor:
+    """Float bit patterns mapped to integers that sort as the floats do (adjacent floats differ by 1)."""
+    bits = x.dtype.itemsize * 8
+    i = x.contiguous().view(_INT[x.dtype]).long()
+    return torch.where(i < 0, -(1 << (bits - 1)) - i, i)
+
+
+def from_ordered(i: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The inverse of `ordered`."""
+    bits = dtype.itemsize * 8
+    raw = torch.where(i < 0, -(1 << (bits - 1)) - i, i)
+    return raw.to(_INT[dtype]).view(dtype)
+
+
+def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise distance in units in the last place between two tensors of one float dtype."""
+    assert a.dtype == b.dtype and a.dtype in _INT
+    return (ordered(a) - ordered(b)).abs()
+
+
+def relative_norm(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:
+    """||a - b|| / ||scale|| in float64 (0 when both norms are 0, inf when only the scale's is)."""
+    num, den = (a.double() - b.double()).norm().item(), scale.double().norm().item()
+    return num / den if den else (0.0 if num == 0 else math.inf)
+
+
+def scale_and_error(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
+    """`got` against `want` as `<got - want, want> / <want, want>` (a wrong scale: 0.1 for 1.1x) and
+    `||got - want|| / ||want||` (all the difference), in float64."""
+    g, o = got.double().flatten(), want.double().flatten()
+    d, oo = g - o, float(o @ o)
+    return float(d @ o) / oo, math.sqrt(float(d @ d) / oo)

@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from grader.plugin import ALSO_PROPERTY, choose_device, criterion_of
+from grader.results import ALSO
+from grader.runtime import choose_device, criterion_of
 from grader.rubric import PUZZLES
 from grader.submission import CALL_GUARDS
 
@@ -324,9 +325,9 @@ class Guard:
             detail = (f"{who} changed global state: " + "; ".join(fresh) + " (settings are undone when the call "
                       "returns; compiler config stays while this puzzle runs and is undone before the next puzzle; "
                       "replaced functions are put back at once)")
-            item.user_properties.append((ALSO_PROPERTY, json.dumps([criterion, "failed", detail])))
+            item.user_properties.append((ALSO, json.dumps([criterion, "failed", detail])))
         else:
-            item.user_properties.append((ALSO_PROPERTY, json.dumps(
+            item.user_properties.append((ALSO, json.dumps(
                 [criterion, "passed", "timers, torch functions, default dtype, backend flags and compiler config "
                                       "checked after every test: unchanged"])))
         if replaced:

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from grader.plugin import criterion_of, is_grading_run, is_xdist_worker
+from grader.runtime import criterion_of, is_grading_run, is_xdist_worker
 
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
 DEFAULT_PUZZLE_TIMEOUT_S = 3600

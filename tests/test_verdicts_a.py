@@ -17,3 +17,8 @@ def test_min_score_gates_the_exit_status(pytester, threshold, exit_ok):
     assert card["puzzles"]["A"]["score"] == 3, card["puzzles"]["A"]
     assert (card["exit_code"] == 0) == exit_ok, f"--min-score A={threshold} with 3 points gave exit {card['exit_code']}"
     assert f"--min-score A={threshold}: scored 3 -> {'ok' if exit_ok else 'BELOW'}" in card["output"]
+    # The reproduce command is exact: every option that selected or changed the run, and no output path.
+    for part in ("--criterion A.correct --criterion A.single_triton_kernel", f"--min-score A={threshold}",
+                 "--puzzle A", "--no-isolation", "--grader-seed 20261125 --hypothesis-profile ci"):
+        assert part in card["reproduce"], card["reproduce"]
+    assert "--score-json" not in card["reproduce"] and "--basetemp" not in card["reproduce"], card["reproduce"]

@@ -53,10 +53,6 @@ class GraphContent:
     module_classes: frozenset[str]
     op_modules: frozenset[tuple[str, str]]  # (op, class name of each enclosing module)
 
-    def has_op(self, *fragments: str) -> bool:
-        """Whether any op's qualified name contains one of `fragments`."""
-        return any(f in op for op in self.ops for f in fragments)
-
     def ops_in_module(self, class_fragment: str) -> frozenset[str]:
         """Ops traced inside a module whose class name contains `class_fragment`."""
         return frozenset(op for op, cls in self.op_modules if class_fragment in cls)
@@ -67,8 +63,6 @@ class DynamoReport:
     """Everything dynamo did inside one `record()` block."""
 
     compilations: int = 0  # graphs compiled so far (one per backend call; as counters["stats"]["unique_graphs"])
-    frames_compiled: int = 0  # frames converted (counters["frames"]["ok"])
-    ignored_compilations: int = 0  # graphs of frames under `record(ignore=...)`, not counted above
     graph_breaks: list[GraphBreak] = field(default_factory=list)
     recompiles: list[Recompile] = field(default_factory=list)
     graphs: list[GraphContent] = field(default_factory=list)
@@ -160,7 +154,7 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
     """Count what dynamo compiles inside the block; the report is filled in when the block exits.
 
     Frames whose file path starts with one of `ignore` (a library's own internal compiles) are left out
-    of the graphs, compilations and recompiles, and counted in `ignored_compilations`.
+    of the graphs, compilations and recompiles.
     Clears dynamo's counters and guard-failure log first (so earlier compiles, bitsandbytes' own
     included, do not count). With `fail_on_recompile_limit`, a frame that reaches the recompile limit
     raises instead of silently running eager for the rest of the block.
@@ -178,9 +172,7 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
     def capturing(self: Any, gm: Any, example_inputs: list[Any]) -> Any:
         tx = getattr(self, "root_tx", None)
         code = getattr(tx, "f_code", None)
-        if code is not None and code.co_filename.startswith(ignore):
-            report.ignored_compilations += 1
-        else:
+        if code is None or not code.co_filename.startswith(ignore):
             frame_self = (getattr(tx, "f_locals", None) or {}).get("self")
             report.graphs.append(summarize_graph(gm, _frame(code), frame_self))
             report.compilations += 1
@@ -215,7 +207,6 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
         for log, level, handlers in saved:
             log.handlers = handlers
             log.setLevel(level)
-        report.frames_compiled = int(utils.counters["frames"]["ok"])
         report.graph_breaks = _graph_breaks(dict(utils.counters["graph_break"]), breaks.messages)
         # A cache miss logs one reason per cache entry it tried; keep each distinct guard failure once.
         distinct = {Recompile(_frame(code), re.sub(r"^\S+: ", "", reason.strip())): None

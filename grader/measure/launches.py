@@ -38,7 +38,6 @@ class LaunchLog:
     """Every Triton launch seen inside a `record_launches()` block."""
 
     launches: list[Launch] = field(default_factory=list)
-    hooked_launches: int = 0  # launches seen by Triton's launch hook (GPU), JIT or not
     in_launch: int = 0  # >0 while a kernel runs under the interpreter
 
     @property
@@ -81,7 +80,6 @@ def _record(launch: Launch) -> None:
 @contextlib.contextmanager
 def record_launches() -> Iterator[LaunchLog]:
     """Record the Triton launches made inside the block (nests; patches are undone on exit)."""
-    import triton
     from triton.compiler.compiler import CompiledKernel
     from triton.runtime import interpreter
 
@@ -110,17 +108,11 @@ def record_launches() -> Iterator[LaunchLog]:
             for active in _ACTIVE:
                 active.in_launch -= 1
 
-    def hook(metadata: Any) -> None:
-        log.hooked_launches += 1
-
     CompiledKernel.launch_metadata = launch_metadata
     interpreter.GridExecutor.__call__ = grid_call
-    hooks = triton.knobs.runtime.launch_enter_hook
-    hooks.add(hook)
     try:
         yield log
     finally:
-        hooks.remove(hook)
         CompiledKernel.launch_metadata = original_metadata
         interpreter.GridExecutor.__call__ = original_grid_call
         _ACTIVE.remove(log)

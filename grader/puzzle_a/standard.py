@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import torch
 
+from grader.compare import from_ordered, mismatch_report, ordered, ulp_distance
+
 U32 = 2.0**-24  # unit roundoff of float32
 ROUNDINGS = 4  # the most float32 roundings a correct evaluation of the formula does (see above)
 RELATIVE_BOUND = (1 + U32) ** ROUNDINGS - 1
-_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}
 
 
 @dataclass
@@ -65,32 +66,13 @@ def exact(packed: torch.Tensor, quant_state) -> Exact:
     return Exact(values.view(qs.shape), (RELATIVE_BOUND * code.abs() * per_element(magnitude)).view(qs.shape))
 
 
-def _ordered(x: torch.Tensor) -> torch.Tensor:
-    """Float bit patterns mapped to integers that sort as the floats do (adjacent floats differ by 1)."""
-    bits = x.dtype.itemsize * 8
-    i = x.contiguous().view(_INT[x.dtype]).long()
-    return torch.where(i < 0, -(1 << (bits - 1)) - i, i)
-
-
-def _from_ordered(i: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    bits = dtype.itemsize * 8
-    raw = torch.where(i < 0, -(1 << (bits - 1)) - i, i)
-    return raw.to(_INT[dtype]).view(dtype)
-
-
-def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Elementwise distance in units in the last place between two tensors of one float dtype."""
-    assert a.dtype == b.dtype and a.dtype in _INT
-    return (_ordered(a) - _ordered(b)).abs()
-
-
 def violations(out: torch.Tensor, truth: Exact) -> torch.Tensor:
     """A bool mask of the elements of `out` that no correct evaluation could have produced."""
     o = out.detach().cpu()
     od = o.double()
     v = truth.values
     toward = torch.sign(v - od).long()
-    neighbour = _from_ordered(_ordered(o) + toward, o.dtype).double()
+    neighbour = from_ordered(ordered(o) + toward, o.dtype).double()
     half_gap = torch.where(toward == 0, torch.zeros_like(od), (neighbour - od).abs() / 2)
     ok = (od - v).abs() <= truth.bound + half_gap
     return ~(ok & torch.isfinite(od))
@@ -110,8 +92,6 @@ def explain(out: torch.Tensor, truth: Exact, bad: torch.Tensor, *, blocksize: in
 
 def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str) -> list[str]:
     """Why `out` is not a correct dequantization of (`packed`, `quant_state`); empty when it is."""
-    from grader.compare import mismatch_report
-
     truth = exact(packed, quant_state)
     expected = truth.values.to(quant_state.dtype)
     reasons = mismatch_report(out, expected.to(out.device) if isinstance(out, torch.Tensor) else expected,

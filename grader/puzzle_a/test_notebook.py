@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from grader.compare import ulp_distance
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.notebook import CPU_CASES, MLP, NOTEBOOK_CASES, assert_correct_bnb, mlp_forward
@@ -58,7 +59,7 @@ def test_notebook_case(dequantize_nf4, device, case, criterion_detail):
             wrong = standard.judge(got, w, w.quant_state, what=f"{name} of notebook case {case} ({dtype})")
             assert not wrong, "\n".join(wrong)
             expected = reference(w)
-            differ = standard.ulp_distance(got, expected)
+            differ = ulp_distance(got, expected)
             if differ.any():
                 verdict = _literal_assert_close(got, expected) or "passes"
                 literal.append(f"{name}: {int((differ > 0).sum())} of {got.numel()} elements differ from "

@@ -15,7 +15,7 @@ import torch
 
 from grader.measure.timing import copy_bandwidth, synchronized_perf_counter, time_interleaved
 from grader.outcomes import not_measured
-from grader.plugin import runs_side_by_side
+from grader.runtime import runs_side_by_side
 from grader.puzzle_a import oracles
 from grader.puzzle_a.notebook import MLP, NOTEBOOK_CASES
 from grader.rubric import PUZZLE_A, value_points

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from grader.plugin import criterion_of
+from grader.runtime import criterion_of
 from grader.puzzle_c.run import CRun, execute
 
 

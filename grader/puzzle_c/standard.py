@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from grader.compare import scale_and_error
 from grader.puzzle_c.oracles import TrainRecord
 
 # An honest candidate is one more valid bf16 computation of the same steps, so its distance from the oracle
@@ -91,11 +92,10 @@ def _gradient_gaps(where: str, got: torch.Tensor | None, want: torch.Tensor | No
         raise RuntimeError(f"the eager oracle has no gradient at {where}: the grader's model is not as built")
     if got is None:
         return [Gap("gradient scale", where, -1.0, "no gradient"), Gap("gradient error", where, 1.0, "no gradient")]
-    g, o = got.double().flatten(), want.double().flatten()
-    if not torch.isfinite(g).all():
+    if not torch.isfinite(got).all():
         return [Gap(q, where, math.nan, "non-finite gradient") for q in ("gradient scale", "gradient error")]
-    d, oo = g - o, float(o @ o)
-    return [Gap("gradient scale", where, float(d @ o) / oo), Gap("gradient error", where, math.sqrt(float(d @ d) / oo))]
+    scale, error = scale_and_error(got, want)
+    return [Gap("gradient scale", where, scale), Gap("gradient error", where, error)]
 
 
 def _short(name: str) -> str:

@@ -7,7 +7,7 @@
   round (`Accumulation`).
 - Memory (`MemoryComparison`): the submission's peak at most `HALF_OF_NAIVE` of the naive full-logit peak.
 - Training (`compare_training`): a Llama trained through the submission against the stock one, by
-  relative norms (`relative`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`, `WEIGHT_TOLERANCE`.
+  relative norms (`grader.compare.relative_norm`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`, `WEIGHT_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from hypothesis import assume
 
-from grader.compare import mismatch_report
+from grader.compare import mismatch_report, nonfinite_report, relative_norm
 from grader.measure.memory import MemoryPeak
 from grader.puzzle_d.oracles import ForwardFunction, Result, full_logit, gradients
 
@@ -163,14 +163,11 @@ def precision_report(actual: torch.Tensor | None, native: list[torch.Tensor], tr
     if actual.shape != first.shape or actual.dtype != first.dtype:
         return Precision(math.inf, [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected "
                                     f"{tuple(first.shape)} {first.dtype}"])
+    nonfinite = nonfinite_report(actual, truth, what=what)
+    if nonfinite:
+        return Precision(math.inf, [nonfinite])
     a = actual.detach().double().reshape(-1).cpu()
     t = truth.detach().double().reshape(-1).cpu()
-    bad = ~torch.isfinite(a) & torch.isfinite(t)
-    if bad.any():
-        i = bad.nonzero().flatten()[:3].tolist()
-        return Precision(math.inf, [
-            f"{what}: {int(bad.sum())} NaN/Inf where the float64 truth is finite, first at flat indices {i}: "
-            f"got {[a[j].item() for j in i]}, truth {[t[j].item() for j in i]}"])
     if a.numel() == 0:
         return Precision(0.0, [])
     native_err = max((n.detach().double().reshape(-1).cpu() - t).abs().nan_to_num(nan=math.inf).max().item()
@@ -314,12 +311,6 @@ GRADIENT_TOLERANCE = 1e-4
 WEIGHT_TOLERANCE = 1e-2
 
 
-def relative(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:
-    """||a - b|| / ||scale|| in float64 (0 when both norms are 0, inf when only the scale's is)."""
-    num, den = (a.double() - b.double()).norm().item(), scale.double().norm().item()
-    return num / den if den else (0.0 if num == 0 else math.inf)
-
-
 @dataclass(frozen=True)
 class TrainingRun:
     """What one model's training left: per-step losses, first-step gradients, final weights (parameter order)."""
@@ -343,8 +334,8 @@ def compare_training(ours: TrainingRun, stock: TrainingRun, initial: list[torch.
     """Judge `ours` against `stock` (both from `initial`): losses, first-step gradients, final weights."""
     reasons = mismatch_report(torch.tensor(ours.losses), torch.tensor(stock.losses), atol=LOSS_TOLERANCE,
                               rtol=LOSS_TOLERANCE, what=f"D.{criterion}: per-step training loss ({model})")
-    grads = [relative(g, e, e) for g, e in zip(ours.first_grads, stock.first_grads)]
-    weights = [relative(p, q, q - w) for p, q, w in zip(ours.final, stock.final, initial)]
+    grads = [relative_norm(g, e, e) for g, e in zip(ours.first_grads, stock.first_grads)]
+    weights = [relative_norm(p, q, q - w) for p, q, w in zip(ours.final, stock.final, initial)]
     reasons += [f"D.{criterion}: first-step gradient of {n} differs from stock by {err:.2e} of its norm "
                 f"(at most {GRADIENT_TOLERANCE:g}) ({model})" for n, err in zip(names, grads) if err > GRADIENT_TOLERANCE]
     reasons += [f"D.{criterion}: after {steps} steps {n} differs from stock by {err:.2e} of the distance training "

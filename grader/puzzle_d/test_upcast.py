@@ -32,6 +32,9 @@ def test_logits_reach_the_loss_in_float32(judge, device, case, upstream):
         precision = ""
     except AssertionError as exc:  # reported after the dtype finding, which names the cause
         precision = str(exc)
+    assert log.linear_out_dtypes and log.loss_in_dtypes, (  # an empty log would let every check below pass
+        f"D.remove_float32_upcast: the submission never called the loss it was given on linear(x_chunk), so the "
+        f"logits reaching it could not be checked; inputs: {problem!r}, chunk_size={chunk_size}\n{precision}")
     lowered = sorted({str(d) for d in log.linear_out_dtypes if torch.finfo(d).eps > torch.finfo(X.dtype).eps})
     assert not lowered, (f"D.remove_float32_upcast: linear(x_chunk) returned {', '.join(lowered)} logits for "
                          f"{X.dtype} inputs, so the loss received logits rounded below the inputs' precision "

@@ -1,0 +1,176 @@
+"""The run's state and result model: what each test decided about its criterion, folded into outcomes, scored
+and made into a scorecard (with the command that reproduces the run).
+
+A test's verdict travels from the pytest-xdist worker to the controller in the report's `user_properties`, as
+JSON-safe values under the keys below; nothing is parsed back from messages.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pytest
+
+from grader import profiles
+from grader.report import PuzzleCard, Scorecard
+from grader.rubric import PUZZLES, Outcome, score
+
+CRITERION = "grader_criterion"  # "A.correct": the criterion the test decides
+PUZZLE = "grader_puzzle"  # "A" (JUnit XML shows it beside the criterion)
+DETAIL = "grader_detail"  # a measured figure or explanation for the scorecard
+VALUE = "grader_value"  # the criterion's measured value (A's speedup)
+NOTES = "grader_notes"  # a failure's PEP 678 notes (Hypothesis' shrunk example, its reproduce line)
+STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.outcomes
+ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.guards)
+# Options that only say where results go: left out of the reproduce command.
+_OUTPUT_OPTIONS = ("--score-json", "--junitxml", "--junit-xml", "--benchmark-json", "--basetemp")
+_REPLACED_OPTIONS = ("--grader-seed", "--hypothesis-profile")  # made explicit at the end
+
+
+@dataclass
+class TestResult:
+    """One test's verdict on its criterion."""
+
+    nodeid: str
+    status: str  # passed | failed | not_measured | not_attempted
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+    value: float | None = None
+
+
+@dataclass(eq=False)
+class GraderSession:
+    """Run state: the options, and every criterion's test results as they arrive."""
+
+    submission_spec: str
+    seed: int
+    puzzles: list[str]
+    criteria: list[str]
+    min_scores: dict[str, int]
+    grading: bool  # whether this run grades (is_grading_run); otherwise the plugin stays out of the way
+    results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
+    collected: set[tuple[str, str]] = field(default_factory=set)
+    scorecard: Scorecard | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record a criterion test's verdict (on the xdist controller, from the workers' reports)."""
+        props = dict(report.user_properties)
+        crit = props.get(CRITERION)
+        if crit is None:
+            return
+        letter, name = crit.split(".", 1)
+        self.collected.add((letter, name))  # under xdist only the workers collect; the controller learns it here
+        if report.when == "teardown":
+            self._record_also(report)
+            if report.failed:  # a test whose teardown failed (tampering, say) gives its criterion no value
+                for results in self.results.values():
+                    for r in results:
+                        if r.nodeid == report.nodeid:
+                            r.value = None
+        if report.when != "call" and not report.failed and not report.skipped:
+            return
+        status, message = _status_of(report)
+        details = [v for k, v in report.user_properties if k == DETAIL]
+        value = next((v for k, v in report.user_properties if k == VALUE), None)
+        self.results.setdefault((letter, name), []).append(
+            TestResult(report.nodeid, status, message, details, value))
+
+    def _record_also(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == ALSO:
+                crit, status, detail = json.loads(value)
+                letter, name = crit.split(".", 1)
+                result = TestResult(report.nodeid, status, detail if status == "failed" else "",
+                                    [] if status == "failed" else [detail])
+                self.results.setdefault((letter, name), []).append(result)
+
+    def outcome(self, puzzle: str, criterion: str) -> Outcome:
+        """Fold a criterion's test results: any failure fails it; not measured beats passed."""
+        results = self.results.get((puzzle, criterion), [])
+        if not results:
+            return Outcome("not_measured", detail="no test ran for this criterion")
+        for status in ("failed", "not_attempted", "not_measured"):
+            hits = [r for r in results if r.status == status]
+            if hits:
+                return Outcome(status, _first_value(results), _join_details(hits))
+        return Outcome("passed", _first_value(results), _join_details(results))
+
+
+def _first_value(results: list[TestResult]) -> float | None:
+    return next((r.value for r in results if r.value is not None), None)
+
+
+def _join_details(results: list[TestResult]) -> str:
+    parts = []
+    for r in results:
+        text = "\n".join([*r.details, r.message]).strip() if r.status == "failed" else "\n".join(
+            r.details or ([r.message] if r.message else []))
+        if text and text not in parts:
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def _status_of(report: pytest.TestReport) -> tuple[str, str]:
+    if report.passed:
+        return "passed", ""
+    if report.skipped:
+        stop = next((json.loads(v) for k, v in report.user_properties if k == STOP), None)
+        if stop is not None:
+            return stop["status"], stop["reason"]
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        return "not_measured", f"skipped: {reason.removeprefix('Skipped: ')}"
+    return "failed", _failure_message(report)
+
+
+def _failure_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
+    message = message.split("\nassert ")[0]  # the test's own message, not pytest's re-evaluation
+    if report.when not in ("call", "???"):  # "???": xdist's report for a test whose worker was lost
+        message = f"error in {report.when}: {message}"
+    notes = next((v for k, v in report.user_properties if k == NOTES), "")
+    if notes:  # the exception's own text may end with its notes (Python 3.11 prints them): keep them once
+        message = message.split(notes.splitlines()[0])[0].rstrip()
+    return "\n".join(part for part in (message, notes) if part)
+
+
+def reproduce_command(args: Sequence[str], seed: int, profile: str) -> str:
+    """The pytest command that reruns a grading exactly: every argument it was given (paths, `--submission`,
+    `--puzzle`, `--criterion`, `-k`, ...), its seed and Hypothesis profile made explicit, and the options that
+    only name output files left out."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _OUTPUT_OPTIONS + _REPLACED_OPTIONS:
+            skip = "=" not in arg
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", *kept, "--grader-seed", str(seed), "--hypothesis-profile", profile])
+
+
+def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | None:
+    """Score every collected puzzle from the results received so far."""
+    if not state.collected:
+        return None
+    from grader import environment
+
+    cards = {}
+    for letter in sorted({p for p, _ in state.collected}):
+        puzzle = PUZZLES[letter]
+        # With --criterion, a criterion not selected is shown only when a test found it failed (the guards').
+        outcomes = {c.name: state.outcome(letter, c.name) for c in puzzle.criteria
+                    if not state.criteria or (letter, c.name) in state.collected
+                    or state.outcome(letter, c.name).status == "failed"}
+        tests = {c.name: [r.nodeid for r in state.results.get((letter, c.name), [])] for c in puzzle.criteria}
+        cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests)
+    profile = config.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE
+    return Scorecard(
+        submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,
+        environment=environment.describe(), puzzles=cards,
+        reproduce=reproduce_command(config.invocation_params.args, state.seed, profile))
