@@ -2,6 +2,7 @@
 
     python -m grader.batch SUBMISSION_OR_DIR... [--jobs N] [--gpus auto|none|0,1] [--puzzle X]
                            [--timeout-per-puzzle S] [--grader-seed N] [--out DIR] [-- PYTEST_ARGS...]
+    python -m grader.batch SUBMISSION_OR_DIR... --ray [ADDRESS] [--puzzle X] ... [-- PYTEST_ARGS...]
     python -m grader.batch --merge DIR... --out DIR
 
 Every (submission, puzzle) pair is one `pytest grader/puzzle_x --submission S --puzzle X` subprocess in its
@@ -11,8 +12,8 @@ and grades everything else. Each submission's scorecard is always written (`OUT/
 then `OUT/leaderboard.json` and `OUT/leaderboard.md`. All workers share one grader seed.
 
 On a host with GPUs, each of the `--jobs` slots is bound to one GPU through CUDA_VISIBLE_DEVICES (by
-default one slot per GPU). `--merge` joins the output directories of several runs (other machines,
-say) into one leaderboard.
+default one slot per GPU). `--ray` runs the same workers as Ray tasks on a cluster instead (grader.cluster).
+`--merge` joins the output directories of several runs (other machines, say) into one leaderboard.
 """
 
 from __future__ import annotations
@@ -227,20 +228,21 @@ def write_leaderboard(cards: list[dict[str, Any]], out: Path) -> None:
     (out / "leaderboard.md").write_text(leaderboard_markdown(cards))
 
 
-def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], jobs: int, gpus: Sequence[str], timeout: float,
-              seed: int, out: Path, pytest_args: Sequence[str]) -> list[dict[str, Any]]:
-    """Grade every (submission, puzzle) pair, print progress, write scorecards and the leaderboard."""
-    criteria = _option_values(pytest_args, "--criterion")
-    names = display_names(specs)
-    work = [Job(spec, name, p) for spec, name in zip(specs, names) for p in puzzles]
+def _plan(work: Sequence[Job]) -> str:
+    return (f"{len(dict.fromkeys(j.name for j in work))} submissions x puzzles "
+            f"{','.join(dict.fromkeys(j.puzzle for j in work))}")
+
+
+def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: float, seed: int, out: Path,
+              pytest_args: Sequence[str], criteria: Sequence[str]) -> list[WorkerResult]:
+    """Run every worker on this host, `jobs` at a time (each slot bound to one of `gpus`), printing progress."""
     slots: queue.Queue[str | None] = queue.Queue()
     for i in range(jobs):
         slots.put(gpus[i % len(gpus)] if gpus else None)
     lock = threading.Lock()
     done: list[WorkerResult] = []
-    print(f"grader.batch: {len(specs)} submissions x puzzles {','.join(puzzles)} = {len(work)} workers, "
-          f"{jobs} at a time{' on GPUs ' + ','.join(gpus) if gpus else ''}; grader seed {seed}; output in {out}",
-          flush=True)
+    print(f"grader.batch: {_plan(work)} = {len(work)} workers, {jobs} at a time"
+          f"{' on GPUs ' + ','.join(gpus) if gpus else ''}; grader seed {seed}; output in {out}", flush=True)
 
     def run(job: Job) -> WorkerResult:
         gpu = slots.get()
@@ -257,7 +259,28 @@ def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], jobs: int, gpus: 
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(run, work))
+        return list(pool.map(run, work))
+
+
+def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], timeout: float, seed: int, out: Path,
+              pytest_args: Sequence[str], jobs: int = 1, gpus: Sequence[str] = (),
+              ray: str | None = None) -> list[dict[str, Any]]:
+    """Grade every (submission, puzzle) pair, print progress, write scorecards and the leaderboard.
+
+    The workers run on this host (`jobs`, `gpus`), or with `ray` set (an address, or "" for `ray.init()`'s
+    default) one Ray task each on a cluster (grader.cluster); the scorecards are built the same way from both.
+    """
+    criteria = _option_values(pytest_args, "--criterion")
+    names = display_names(specs)
+    work = [Job(spec, name, p) for spec, name in zip(specs, names) for p in puzzles]
+    if ray is None:
+        results = run_local(work, jobs=jobs, gpus=gpus, timeout=timeout, seed=seed, out=out,
+                            pytest_args=pytest_args, criteria=criteria)
+    else:
+        from grader.cluster import run_on_ray
+
+        results = run_on_ray(work, address=ray or None, timeout=timeout, seed=seed, out=out,
+                             pytest_args=pytest_args, criteria=criteria)
     cards = []
     for spec, name in zip(specs, names):
         card = submission_card(spec, name, seed, [r for r in results if r.job.name == name], pytest_args, criteria)
@@ -303,8 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "directories into one leaderboard (no grading)")
     parser.add_argument("--jobs", "-j", type=int, default=None, help="workers at a time (default: one per GPU, "
                         "else 1)")
-    parser.add_argument("--gpus", default="auto", help="auto (CUDA_VISIBLE_DEVICES or nvidia-smi), none, or ids "
-                        "like 0,1")
+    parser.add_argument("--gpus", default=None, help="auto (CUDA_VISIBLE_DEVICES or nvidia-smi; the default), "
+                        "none, or ids like 0,1")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help="run each worker as "
+                        "a Ray task on the cluster at ADDRESS (HEAD:6379; without ADDRESS: RAY_ADDRESS, a running "
+                        "local cluster, else a new local one); one GPU per task where the cluster has GPUs. Put it "
+                        "after the submissions, or write --ray=ADDRESS")
     parser.add_argument("--puzzle", action="append", choices=sorted(PUZZLES), help="grade only this puzzle "
                         "(repeatable; default: those named by --criterion in the pytest args, else all)")
     parser.add_argument("--timeout-per-puzzle", type=float, default=3600.0, metavar="S",
@@ -320,6 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--merge takes output directories, not submissions")
         merge(args.merge, out)
         return 0
+    if args.ray is not None and (args.jobs is not None or args.gpus is not None):
+        parser.error("--jobs and --gpus are for a run on this host; with --ray the cluster schedules one task "
+                     "per submission and puzzle, one GPU each where it has GPUs")
+    if args.ray and (args.ray.endswith(".py") or Path(args.ray).exists()):
+        parser.error(f"--ray took the submission {args.ray!r} for the cluster's address: put --ray after the "
+                     "submissions, or write --ray=ADDRESS")
     if not args.submissions:
         parser.error("name at least one submission (or --merge DIR...)")
     for option in ("--submission", "--puzzle", "--grader-seed", "--score-json"):
@@ -330,9 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no submissions found in {args.submissions}")
     criteria = _option_values(pytest_args, "--criterion")
     puzzles = args.puzzle or sorted({c.split(".")[0] for c in criteria if c.split(".")[0] in PUZZLES}) or sorted(PUZZLES)
-    gpus = [] if args.gpus == "none" else detect_gpus() if args.gpus == "auto" else args.gpus.split(",")
-    jobs = args.jobs or max(1, len(gpus))
     seed = args.grader_seed if args.grader_seed is not None else random.SystemRandom().randrange(2**31)
+    if args.ray is not None:
+        grade_all(specs, puzzles=puzzles, timeout=args.timeout_per_puzzle, seed=seed, out=out,
+                  pytest_args=pytest_args, ray=args.ray)
+        return 0
+    gpus = ([] if args.gpus == "none" else detect_gpus() if args.gpus in (None, "auto") else args.gpus.split(","))
+    jobs = args.jobs or max(1, len(gpus))
     grade_all(specs, puzzles=puzzles, jobs=jobs, gpus=gpus, timeout=args.timeout_per_puzzle, seed=seed, out=out,
               pytest_args=pytest_args)
     return 0
