@@ -1,1 +1,1 @@
-"""Puzzle A: NF4 double dequantization, graded against bitsandbytes."""
+"""Puzzle A: NF4 double dequantization, judged by the exact value and the roundings a correct evaluation may do."""

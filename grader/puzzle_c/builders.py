@@ -21,8 +21,6 @@ from grader.llama import ModelSpec
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-# Small enough that eager + compiled training fits CI on two CPU cores; GQA kept (4 heads, 2 KV heads).
-TINY = ModelSpec("tiny Llama (CPU)", 256, 512, 2, 4, 2, 1024)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from grader.llama import LLAMA_3_2_1B, ModelSpec
-from grader.puzzle_c.builders import TINY, Schedule, build_qlora_model, make_schedule
+from grader.llama import LLAMA_3_2_1B, TINY_QLORA, ModelSpec
+from grader.puzzle_c.builders import Schedule, build_qlora_model, make_schedule
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
 # distinct lengths than dynamo's default recompile limit (8), and a batch-size change at a length seen
@@ -28,7 +28,7 @@ SHAPES = {
     "cuda": [[(2, 1024), (2, 1536)], [(2, 768), (2, 2048)], [(2, 640), (3, 768)], [(2, 1792), (2, 896)],
              [(2, 1280), (2, 512)], [(2, 1152), (2, 2048)], [(2, 1664), (2, 1408)], [(2, 960), (2, 1024)]],
 }
-SPECS: dict[str, ModelSpec] = {"cpu": TINY, "cuda": LLAMA_3_2_1B}
+SPECS: dict[str, ModelSpec] = {"cpu": TINY_QLORA, "cuda": LLAMA_3_2_1B}
 
 
 @dataclass

@@ -16,11 +16,10 @@ from typing import Callable
 import pytest
 import torch
 
-from grader.llama import LLAMA_3_2_1B, ModelSpec
+from grader.llama import LLAMA_3_2_1B, TINY_TRAINING
 from grader.puzzle_d.oracles import IGNORE_INDEX, cross_entropy
 from grader.puzzle_d.standard import TrainingRun, compare_training
 
-TINY = ModelSpec("tiny Llama", 64, 128, 2, 4, 2, 1000)
 # LlamaConfig arguments besides the sizes: Llama-3.2-1B's context and RoPE base on a GPU, a short context on CPU.
 CONTEXT = {True: dict(max_position_embeddings=131072, rope_theta=500000.0), False: dict(max_position_embeddings=256)}
 STEPS, LR = 5, 1e-3
@@ -59,7 +58,7 @@ def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_deta
     from transformers import LlamaConfig, LlamaForCausalLM
 
     on_gpu = device.type == "cuda"
-    spec = LLAMA_3_2_1B if on_gpu else TINY
+    spec = LLAMA_3_2_1B if on_gpu else TINY_TRAINING
     config = LlamaConfig(**spec.sizes(), **CONTEXT[on_gpu], tie_word_embeddings=True, attn_implementation="eager")
     bsz, seq = (2, 512) if on_gpu else (2, 48)
     torch.manual_seed(0)
