@@ -23,7 +23,6 @@ import json
 import os
 import queue
 import random
-import shlex
 import signal
 import subprocess
 import sys
@@ -34,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader.report import PuzzleCard, leaderboard_markdown, write_json
+from grader.profiles import DEFAULT_PROFILE
+from grader.report import PuzzleCard, leaderboard_markdown, scorecard_json, write_json
+from grader.results import reproduce_command
 from grader.rubric import PUZZLES, Outcome, score
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,7 +148,7 @@ def _tail(log: Path) -> str:
 
 
 def run_worker(job: Job, seed: int, work: Path, timeout: float, pytest_args: Sequence[str],
-               criteria: Sequence[str], gpu: str | None) -> WorkerResult:
+               gpu: str | None) -> WorkerResult:
     """Run one worker to its end or its time limit; never raises for anything the submission does."""
     work.mkdir(parents=True, exist_ok=True)
     score_json, log = work / f"{job.puzzle}.json", work / f"{job.puzzle}.log"
@@ -189,23 +190,23 @@ def run_worker(job: Job, seed: int, work: Path, timeout: float, pytest_args: Seq
 def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult], pytest_args: Sequence[str],
                     criteria: Sequence[str]) -> dict[str, Any]:
     """One submission's scorecard, merged from its puzzles' workers (a synthesized card for a worker that died)."""
-    card: dict[str, Any] = {"submission": spec, "name": name, "grader_seed": seed, "hypothesis_profile": None,
-                            "environment": None, "reproduce": {}, "puzzles": {}, "workers": {}}
+    puzzles, reproduce, workers = {}, {}, {}
+    environment = profile = None
     for r in sorted(results, key=lambda r: r.job.puzzle):
         letter = r.job.puzzle
         if r.card is not None:
-            card["puzzles"][letter] = r.card["puzzles"][letter]
-            card["environment"] = card["environment"] or r.card["environment"]
-            card["hypothesis_profile"] = card["hypothesis_profile"] or r.card["hypothesis_profile"]
-            card["reproduce"][letter] = r.card["reproduce"]
-        else:
-            card["puzzles"][letter] = failed_card(letter, r.reason or "", criteria)
-            card["reproduce"][letter] = shlex.join(["pytest", "grader/", "--submission", spec, "--puzzle", letter,
-                                                    "--grader-seed", str(seed), *pytest_args])
-        card["workers"][letter] = {"exit_code": r.exit_code, "seconds": round(r.seconds, 1), "reason": r.reason,
-                                   "log": str(r.log)}
-    card["provisional"] = any(p["provisional"] for p in card["puzzles"].values())
-    return card
+            puzzles[letter] = r.card["puzzles"][letter]
+            environment, profile = environment or r.card["environment"], profile or r.card["hypothesis_profile"]
+            reproduce[letter] = r.card["reproduce"]
+        else:  # the command the worker ran, as a grading run would have written it
+            puzzles[letter] = failed_card(letter, r.reason or "", criteria)
+            args = worker_command(r.job, seed, r.log.with_suffix(".json"), pytest_args)[3:]
+            given = _option_values(pytest_args, "--hypothesis-profile")
+            reproduce[letter] = reproduce_command(args, seed, given[-1] if given else DEFAULT_PROFILE)
+        workers[letter] = {"exit_code": r.exit_code, "seconds": round(r.seconds, 1), "reason": r.reason,
+                           "log": str(r.log)}
+    return scorecard_json(submission=spec, grader_seed=seed, hypothesis_profile=profile, environment=environment,
+                          reproduce=reproduce, puzzles=puzzles, name=name, workers=workers)
 
 
 def _progress(done: int, total: int, r: WorkerResult) -> str:
@@ -234,7 +235,7 @@ def _plan(work: Sequence[Job]) -> str:
 
 
 def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: float, seed: int, out: Path,
-              pytest_args: Sequence[str], criteria: Sequence[str]) -> list[WorkerResult]:
+              pytest_args: Sequence[str]) -> list[WorkerResult]:
     """Run every worker on this host, `jobs` at a time (each slot bound to one of `gpus`), printing progress."""
     slots: queue.Queue[str | None] = queue.Queue()
     for i in range(jobs):
@@ -250,7 +251,7 @@ def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: f
             with lock:
                 print(f"[start] {job.name} puzzle {job.puzzle}" + (f" on GPU {gpu}" if gpu is not None else ""),
                       flush=True)
-            result = run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, criteria, gpu)
+            result = run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, gpu)
         finally:
             slots.put(gpu)
         with lock:
@@ -275,12 +276,12 @@ def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], timeout: float, s
     work = [Job(spec, name, p) for spec, name in zip(specs, names) for p in puzzles]
     if ray is None:
         results = run_local(work, jobs=jobs, gpus=gpus, timeout=timeout, seed=seed, out=out,
-                            pytest_args=pytest_args, criteria=criteria)
+                            pytest_args=pytest_args)
     else:
         from grader.cluster import run_on_ray
 
         results = run_on_ray(work, address=ray or None, timeout=timeout, seed=seed, out=out,
-                             pytest_args=pytest_args, criteria=criteria)
+                             pytest_args=pytest_args)
     cards = []
     for spec, name in zip(specs, names):
         card = submission_card(spec, name, seed, [r for r in results if r.job.name == name], pytest_args, criteria)

@@ -89,7 +89,7 @@ class _Starts:
 
 
 def _grade_task(job: Job, files: dict[str, bytes], seed: int, timeout: float, pytest_args: list[str],
-                criteria: list[str], starts: Any) -> dict[str, Any]:
+                starts: Any) -> dict[str, Any]:
     """One Ray task: report the start, unpack the submission into a scratch directory, run the worker there."""
     import ray
 
@@ -98,7 +98,7 @@ def _grade_task(job: Job, files: dict[str, bytes], seed: int, timeout: float, py
     with tempfile.TemporaryDirectory(prefix=f"grader-{job.name}-{job.puzzle}-") as scratch:
         spec = unpack(files, Path(scratch) / "submission")
         r = batch.run_worker(Job(spec or job.spec, job.name, job.puzzle), seed, Path(scratch) / "work", timeout,
-                             pytest_args, criteria, None)
+                             pytest_args, None)
         log = r.log.read_bytes()
     text = log[-LOG_CAP:].decode(errors="replace")
     if len(log) > LOG_CAP:
@@ -164,7 +164,7 @@ def _report_starts(starts: Any, started: dict[tuple[str, str], float]) -> None:
 
 
 def run_on_ray(work: Sequence[Job], *, address: str | None, timeout: float, seed: int, out: Path,
-               pytest_args: Sequence[str], criteria: Sequence[str]) -> list[WorkerResult]:
+               pytest_args: Sequence[str]) -> list[WorkerResult]:
     """Run every worker as a Ray task on the cluster at `address` (None: `ray.init()`'s default: RAY_ADDRESS, a
     running local cluster, else a new local one), printing progress; one WorkerResult per job, in order."""
     ray = import_ray()
@@ -183,7 +183,7 @@ def run_on_ray(work: Sequence[Job], *, address: str | None, timeout: float, seed
         task = ray.remote(_grade_task).options(max_retries=1, retry_exceptions=False,
                                                **({"num_gpus": 1} if gpus else {"num_cpus": 1}))
         files = {spec: ray.put(pack(spec)) for spec in dict.fromkeys(job.spec for job in work)}  # once each
-        pending = {task.remote(job, files[job.spec], seed, timeout, list(pytest_args), list(criteria), starts): i
+        pending = {task.remote(job, files[job.spec], seed, timeout, list(pytest_args), starts): i
                    for i, job in enumerate(work)}
         submitted = time.monotonic()
         started: dict[tuple[str, str], float] = {}

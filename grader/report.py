@@ -51,6 +51,17 @@ class PuzzleCard:
         }
 
 
+def scorecard_json(*, submission: str, grader_seed: int, hypothesis_profile: str | None,
+                   environment: dict[str, object] | None, reproduce: str | dict[str, str],
+                   puzzles: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The scorecard's JSON, the one place its keys are written: by a grading run (`reproduce` its command) and
+    by `grader.batch` (one card per submission from its puzzles' workers: `reproduce` per puzzle, plus `name`
+    and `workers`). `puzzles` holds `PuzzleCard.as_json()` values."""
+    return {"submission": submission, "grader_seed": grader_seed, "hypothesis_profile": hypothesis_profile,
+            "environment": environment, "reproduce": reproduce,
+            "provisional": any(p["provisional"] for p in puzzles.values()), "puzzles": puzzles, **extra}
+
+
 @dataclass
 class Scorecard:
     """Everything one grading run decided about one submission."""
@@ -64,15 +75,9 @@ class Scorecard:
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe dict: submission, seed, environment, and per puzzle score and criteria."""
-        return {
-            "submission": self.submission,
-            "grader_seed": self.grader_seed,
-            "hypothesis_profile": self.hypothesis_profile,
-            "environment": self.environment,
-            "reproduce": self.reproduce,
-            "provisional": any(p.score.provisional for p in self.puzzles.values()),
-            "puzzles": {k: p.as_json() for k, p in self.puzzles.items()},
-        }
+        return scorecard_json(submission=self.submission, grader_seed=self.grader_seed,
+                              hypothesis_profile=self.hypothesis_profile, environment=self.environment,
+                              reproduce=self.reproduce, puzzles={k: p.as_json() for k, p in self.puzzles.items()})
 
     def write_json(self, path: Path) -> None:
         """Write the scorecard to `path` (parents created)."""

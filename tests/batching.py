@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,10 @@ def run_batch(tmp_path_factory: pytest.TempPathFactory, key: str, args: list[str
 
     The first xdist worker to ask runs it under a file lock; the others wait for the lock and reuse the result.
     """
-    root = tmp_path_factory.getbasetemp().parent
+    # Under xdist the workers' base temps share a parent made for this session; without xdist that parent is
+    # shared by every earlier session, so the session's own base temp is the root.
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     out, log = root / key, root / f"{key}.stdout"
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

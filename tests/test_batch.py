@@ -54,6 +54,14 @@ def test_a_crashing_submission_is_failed_with_its_reason_and_its_scorecard_writt
     assert "killed by SIGSEGV" in card["workers"]["A"]["reason"], card["workers"]
     assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "failed"
     assert "carol puzzle A: FAILED (dequantize_nf4() was killed by SIGSEGV" in log, log
+    # One schema for every scorecard (grader.report.scorecard_json), and the crashed worker's exact command.
+    alice = scorecard(runs["first"][0], "alice")
+    assert set(card) == set(alice) and {"name", "workers", "reproduce", "puzzles"} <= set(card), (card, alice)
+    again = card["reproduce"]["A"]
+    for part in ("--submission", "carol.py", "--puzzle A", "--criterion A.correct", "-k 'linear4bit or notebook'",
+                 "--no-isolation", f"--grader-seed {card['grader_seed']}", "--hypothesis-profile ci"):
+        assert part in again, again
+    assert "--score-json" not in again, again
 
 
 @pytest.mark.slow
