@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install the grader and what it needs into the active Python (a venv is fine).
+# Arguments name optional extras of pyproject.toml: `bash scripts/setup.sh cluster` adds Ray (grader.batch --ray).
 # torch is installed only when missing, so a GPU user's CUDA build stays; on a machine without an
 # NVIDIA driver the CPU-only build is taken (set TORCH_SPEC to choose another, e.g. "torch==2.11.0").
 set -euo pipefail
@@ -12,5 +13,6 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
   fi
 fi
-"$PY" -m pip install -q -e .
+EXTRAS=$(IFS=,; echo "$*")
+"$PY" -m pip install -q -e ".${EXTRAS:+[$EXTRAS]}"
 "$PY" -c "import torch, triton, bitsandbytes, transformers, peft, hypothesis; print('installed: torch', torch.__version__, '| triton', triton.__version__, '| bitsandbytes', bitsandbytes.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)" 2>&1 | grep -v "kernels-community"
