@@ -58,6 +58,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         if "grader_timeout" in config.workerinput:
             config.option.timeout = config.workerinput["grader_timeout"]
             config.option.timeout_method = "thread"  # a hang in C cannot be interrupted by a signal
+            config.option.benchmark_disable = True  # as in the controller, below
         return
     if not is_grading_run(config) or config.option.collectonly:
         return
@@ -79,6 +80,9 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.dist = "load"
         config.option.tx = ["popen"]
     config.option.maxworkerrestart = "1000"  # CRASHES_PER_PUZZLE bounds the restarts per puzzle
+    # pytest-benchmark disables itself in an xdist worker and warns on every run that it did; disabled here,
+    # said once (README): the grader's own CUDA-event timing decides the speedup, pytest-benchmark only records.
+    config.option.benchmark_disable = True
     run_dir = Path(tempfile.mkdtemp(prefix="grader-workers-"))
     config.stash[_STATE] = {"run_dir": run_dir, "crashes": {}, "spent": {}}
 
