@@ -192,6 +192,8 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
     """One submission's scorecard, merged from its puzzles' workers (a synthesized card for a worker that died)."""
     puzzles, reproduce, workers = {}, {}, {}
     environment = profile = None
+    given = _option_values(pytest_args, "--hypothesis-profile")  # what a worker that wrote no card ran with
+    asked = given[-1] if given else DEFAULT_PROFILE
     for r in sorted(results, key=lambda r: r.job.puzzle):
         letter = r.job.puzzle
         if r.card is not None:
@@ -201,8 +203,7 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
         else:  # the command the worker ran, as a grading run would have written it
             puzzles[letter] = failed_card(letter, r.reason or "", criteria)
             args = worker_command(r.job, seed, r.log.with_suffix(".json"), pytest_args)[3:]
-            given = _option_values(pytest_args, "--hypothesis-profile")
-            reproduce[letter] = reproduce_command(args, seed, given[-1] if given else DEFAULT_PROFILE)
+            reproduce[letter] = reproduce_command(args, seed, asked)
         workers[letter] = {"exit_code": r.exit_code, "seconds": round(r.seconds, 1), "reason": r.reason,
                            "log": str(r.log)}
     return scorecard_json(submission=spec, grader_seed=seed, hypothesis_profile=profile, environment=environment,

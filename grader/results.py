@@ -25,9 +25,10 @@ VALUE = "grader_value"  # the criterion's measured value (A's speedup)
 NOTES = "grader_notes"  # a failure's PEP 678 notes (Hypothesis' shrunk example, its reproduce line)
 STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.outcomes
 ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.guards)
-# Options that only say where results go: left out of the reproduce command.
-_OUTPUT_OPTIONS = ("--score-json", "--junitxml", "--junit-xml", "--benchmark-json", "--basetemp")
-_REPLACED_OPTIONS = ("--grader-seed", "--hypothesis-profile")  # made explicit at the end
+# Left out of the reproduce command: the options that only say where results go, and the seed and profile
+# (written at its end, explicit).
+_NOT_REPEATED = ("--score-json", "--junitxml", "--junit-xml", "--benchmark-json", "--basetemp",
+                 "--grader-seed", "--hypothesis-profile")
 
 
 @dataclass
@@ -147,7 +148,7 @@ def reproduce_command(args: Sequence[str], seed: int, profile: str) -> str:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in _OUTPUT_OPTIONS + _REPLACED_OPTIONS:
+        if name in _NOT_REPEATED:
             skip = "=" not in arg
             continue
         kept.append(arg)
@@ -163,10 +164,10 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
     cards = {}
     for letter in sorted({p for p, _ in state.collected}):
         puzzle = PUZZLES[letter]
+        every = {c.name: state.outcome(letter, c.name) for c in puzzle.criteria}
         # With --criterion, a criterion not selected is shown only when a test found it failed (the guards').
-        outcomes = {c.name: state.outcome(letter, c.name) for c in puzzle.criteria
-                    if not state.criteria or (letter, c.name) in state.collected
-                    or state.outcome(letter, c.name).status == "failed"}
+        outcomes = {name: o for name, o in every.items()
+                    if not state.criteria or (letter, name) in state.collected or o.status == "failed"}
         tests = {c.name: [r.nodeid for r in state.results.get((letter, c.name), [])] for c in puzzle.criteria}
         cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests)
     profile = config.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE

@@ -21,8 +21,6 @@ from grader.llama import ModelSpec
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-
-
 @dataclass(frozen=True)
 class MicroBatch:
     """One forward/backward: right-padded token ids, attention mask, labels (-100 on padding)."""

@@ -163,11 +163,11 @@ def precision_report(actual: torch.Tensor | None, native: list[torch.Tensor], tr
     if actual.shape != first.shape or actual.dtype != first.dtype:
         return Precision(math.inf, [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected "
                                     f"{tuple(first.shape)} {first.dtype}"])
-    nonfinite = nonfinite_report(actual, truth, what=what)
-    if nonfinite:
-        return Precision(math.inf, [nonfinite])
     a = actual.detach().double().reshape(-1).cpu()
     t = truth.detach().double().reshape(-1).cpu()
+    nonfinite = nonfinite_report(a, t, what=what)  # on the float64 copies: its own conversions are then no-ops
+    if nonfinite:
+        return Precision(math.inf, [nonfinite])
     if a.numel() == 0:
         return Precision(0.0, [])
     native_err = max((n.detach().double().reshape(-1).cpu() - t).abs().nan_to_num(nan=math.inf).max().item()
