@@ -1,28 +1,33 @@
 """How a test says that its criterion could not be measured, or that its puzzle was not attempted.
 
-Both stop the test as a pytest skip (so the terminal and JUnit show them as skips) raised as a
-`CriterionStop`, which carries the verdict as data: the plugin reads `status` and `reason` from the
-exception and never parses the skip message.
+Both stop the test with pytest's own skip (so the terminal, `-ra` and JUnit show a plain skip, at the line of the
+test that stopped), and the skip carries the verdict as data in its `grader_stop` attribute, (status, reason):
+the plugin reads that and never parses the skip message.
 """
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 
-
-class CriterionStop(pytest.skip.Exception):  # type: ignore[misc,name-defined]
-    """A skip that decides its criterion: `status` is `not_measured` or `not_attempted`."""
-
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(f"{status.replace('_', ' ')}: {reason}")
-        self.status, self.reason = status, reason
+STOP_ATTRIBUTE = "grader_stop"
 
 
-def not_measured(reason: str) -> None:
+def _stop(status: str, reason: str) -> NoReturn:
+    __tracebackhide__ = True
+    skip = pytest.skip.Exception(f"{status.replace('_', ' ')}: {reason}")
+    setattr(skip, STOP_ATTRIBUTE, (status, reason))
+    raise skip
+
+
+def not_measured(reason: str) -> NoReturn:
     """Stop this test and report its criterion as not measured here (never as passed)."""
-    raise CriterionStop("not_measured", reason)
+    __tracebackhide__ = True
+    _stop("not_measured", reason)
 
 
-def not_attempted(reason: str) -> None:
+def not_attempted(reason: str) -> NoReturn:
     """Stop this test: the submission does not provide the puzzle."""
-    raise CriterionStop("not_attempted", reason)
+    __tracebackhide__ = True
+    _stop("not_attempted", reason)

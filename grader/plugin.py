@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from grader import profiles
-from grader.outcomes import CriterionStop
+from grader.outcomes import STOP_ATTRIBUTE
 from grader.progress import Progress
 from grader.results import CRITERION, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession, build_scorecard
 from grader.rubric import PUZZLES
@@ -140,8 +140,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     notes = getattr(error, "__notes__", None)
     if report.failed and notes:
         report.user_properties.append((NOTES, "\n".join(str(note) for note in notes)))
-    if report.skipped and isinstance(error, CriterionStop):
-        report.user_properties.append((STOP, json.dumps({"status": error.status, "reason": error.reason})))
+    stop = getattr(error, STOP_ATTRIBUTE, None)
+    if report.skipped and stop is not None:
+        status, reason = stop
+        report.user_properties.append((STOP, json.dumps({"status": status, "reason": reason})))
     return report
 
 
