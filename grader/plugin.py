@@ -213,11 +213,12 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 @pytest.fixture(scope="session")
 def progress(pytestconfig: pytest.Config) -> Progress:
-    """Progress lines for long steps: `with progress.step("C: training"): ...` (silent with -q and with several
-    xdist workers; from the one worker of an isolated run, on its standard error, the controller's terminal)."""
+    """Progress lines for long steps: `with progress.step("C: training"): ...`; shown with -q too (a log cut short
+    must say which step it was in), silent with -qq and with several xdist workers; from the one worker of an
+    isolated run, on its standard error, the controller's terminal."""
     plugins = pytestconfig.pluginmanager
     capture = plugins.get_plugin("capturemanager")
-    if pytestconfig.get_verbosity() < 0 or runs_side_by_side(pytestconfig):
+    if pytestconfig.get_verbosity() < -1 or runs_side_by_side(pytestconfig):
         return Progress(None, capture)
     if is_xdist_worker(pytestconfig):
         return Progress(None, capture, sys.__stderr__)  # the process's own stderr, not the captured one

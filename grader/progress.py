@@ -3,7 +3,8 @@
 A test's output is captured until it ends, and one test can run for minutes on a GPU (puzzle C compiles a
 1B-parameter model). `Progress.step` writes a line through pytest's terminal reporter with capturing
 suspended, the way pytest's own live logging does, and another with the step's duration when it ends.
-The plugin's `progress` fixture hands it no reporter with `-q`, so it stays silent there; in the one pytest-xdist
+The plugin's `progress` fixture hands it no reporter with `-qq`, so it stays silent there (`-q` keeps the lines: a
+log cut short must still say which step it was in); in the one pytest-xdist
 worker of an isolated grading run (whose terminal output goes nowhere) it writes to the worker's standard
 error, which is the controller's terminal; with several workers it stays silent.
 """

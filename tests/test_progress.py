@@ -1,4 +1,5 @@
-"""Long grading steps announce themselves while pytest captures the test's output; `-q` silences them."""
+"""Long grading steps announce themselves while pytest captures the test's output, in a quiet run too (a log cut
+short must say where it was); `-qq` silences them."""
 
 from __future__ import annotations
 
@@ -39,7 +40,14 @@ def test_steps_are_announced_and_timed_despite_capture(run):
     result.stdout.no_fnmatch_line("*captured, not shown*")
 
 
-def test_quiet_run_prints_no_progress(run):
+def test_quiet_run_still_prints_progress(run):
     result = run("-q")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["[[]grader[]] X: a long step (what it covers) ...",
+                                 "[[]grader[]] X: a long step: done in *s"])
+
+
+def test_very_quiet_run_prints_no_progress(run):
+    result = run("-qq")
+    assert result.ret == 0  # -qq prints no summary line for assert_outcomes to read
     result.stdout.no_fnmatch_line("*[[]grader[]]*")
