@@ -191,7 +191,7 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
                     criteria: Sequence[str]) -> dict[str, Any]:
     """One submission's scorecard, merged from its puzzles' workers (a synthesized card for a worker that died)."""
     puzzles, reproduce, workers = {}, {}, {}
-    environment = profile = None
+    environment = profile = box = None
     given = _option_values(pytest_args, "--hypothesis-profile")  # what a worker that wrote no card ran with
     asked = given[-1] if given else DEFAULT_PROFILE
     for r in sorted(results, key=lambda r: r.job.puzzle):
@@ -199,6 +199,7 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
         if r.card is not None:
             puzzles[letter] = r.card["puzzles"][letter]
             environment, profile = environment or r.card["environment"], profile or r.card["hypothesis_profile"]
+            box = box or r.card.get("box")
             reproduce[letter] = r.card["reproduce"]
         else:  # the command the worker ran, as a grading run would have written it
             puzzles[letter] = failed_card(letter, r.reason or "", criteria)
@@ -207,7 +208,7 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
         workers[letter] = {"exit_code": r.exit_code, "seconds": round(r.seconds, 1), "reason": r.reason,
                            "log": str(r.log)}
     return scorecard_json(submission=spec, grader_seed=seed, hypothesis_profile=profile, environment=environment,
-                          reproduce=reproduce, puzzles=puzzles, name=name, workers=workers)
+                          reproduce=reproduce, puzzles=puzzles, box=box, name=name, workers=workers)
 
 
 def _progress(done: int, total: int, r: WorkerResult) -> str:

@@ -51,6 +51,15 @@ def _run_once(kernel_call: Any, quantiles: Any) -> list[float]:
     return [1.0] * len(quantiles)
 
 
+def use_interpreter() -> None:
+    """Switch Triton's interpreter on (before anything defines a kernel) and make it faithful: what a runner does
+    on a machine without a GPU, before it imports the submission."""
+    import os
+
+    os.environ["TRITON_INTERPRET"] = "1"
+    make_faithful()
+
+
 def make_faithful() -> None:
     """Patch the interpreter's builder once (no-op when already patched or when Triton lacks the methods)."""
     import triton.language as tl
@@ -121,16 +130,24 @@ def make_faithful() -> None:
     setattr(builder, _PATCHED, True)
 
 
-def limitation(exc: BaseException) -> str | None:
-    """Why `exc` says nothing about the submission, when it comes from what the interpreter cannot do.
+# What torch and Triton raise when code asks for CUDA on a machine without it.
+_NEEDS_CUDA = ("Torch not compiled with CUDA enabled", "requires CUDA support", "Found no NVIDIA driver",
+               "No CUDA GPUs are available", "0 active drivers")
 
-    Two limits are known: inline PTX cannot run there, and torch.compile cannot capture a Triton launch
-    there (a raw `kernel[grid](...)`, an autotuned kernel, `wrap_triton` inside a `triton_op`): dynamo
-    reaches Triton's own runtime (on a GPU it captures the kernel without entering it), or fake tensors
-    reach the interpreter. None when `exc` and the exceptions it was raised from are anything else.
+
+def limitation(exc: BaseException) -> str | None:
+    """Why `exc` says nothing about the submission, when it comes from what this machine cannot do.
+
+    On a machine without CUDA: code that asks for a CUDA device (`torch.cuda.synchronize()`, tensors made on
+    "cuda", Triton's GPU driver) is decided on a GPU. Under the interpreter, two limits are known: inline PTX
+    cannot run there, and torch.compile cannot capture a Triton launch there (a raw `kernel[grid](...)`, an
+    autotuned kernel, `wrap_triton` inside a `triton_op`): dynamo reaches Triton's own runtime (on a GPU it
+    captures the kernel without entering it), or fake tensors reach the interpreter. None when `exc` and the
+    exceptions it was raised from are anything else.
     """
     import os
 
+    import torch
     import triton
 
     runtime = os.path.join(os.path.dirname(triton.__file__), "runtime") + os.sep
@@ -138,6 +155,11 @@ def limitation(exc: BaseException) -> str | None:
     while seen is not None and seen not in chain:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
+    if not torch.cuda.is_available():
+        for e in chain:
+            if any(text in str(e) for text in _NEEDS_CUDA):
+                return (f"the submission needs a CUDA device, which this machine lacks ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160]}); decided on a GPU")
     for e in chain:
         if isinstance(e, NotImplementedError) and "not supported in interpreter mode" in str(e):
             return f"the kernel uses a feature the Triton interpreter cannot run ({e}); it is decided on a GPU"

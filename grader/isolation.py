@@ -1,20 +1,23 @@
-"""Every grading run ends, in bounded time, with a scorecard: the submission runs in a worker process.
+"""Every grading run ends, in bounded time, with a scorecard: the judge runs in a worker process.
 
-A grading run (`pytest grader/ ...`) runs its tests in one pytest-xdist worker (`-n 1`, unless `-n` was
-given or `--no-isolation` asked for the tests in this process); the controller process never calls the
-submission and writes the scorecard whatever happens to the worker. What ends a worker is told apart here:
+Two layers keep a run alive. The submission itself runs in its box (`grader.box`), a process of its own per puzzle:
+its crashes, hangs and exits end that process only, and the judge turns them into the verdict of the test that was
+waiting (`grader.box.client`). Around the judge, this plugin: a grading run (`pytest grader/ ...`) runs its tests in
+one pytest-xdist worker (`-n 1`, unless `-n` was given or `--no-isolation` asked for the tests in this process),
+and the controller process, which writes the scorecard, runs neither submission nor judge code. What ends a worker
+(a fault in the grader or its libraries, a limit reached) is told apart here:
 
-- a hang: pytest-timeout (thread method) stops a test past `--timeout` seconds, dumping every thread's stack
-  and ending the worker, since a hang in C (a lock, a kernel) cannot be interrupted; the test's criterion
-  reads "exceeded N s";
-- a crash (SIGSEGV, SIGABRT, a CUDA fault that aborts): faulthandler's dump in the worker names the signal
-  and where it struck;
-- an exit without a result (`os._exit`, the out-of-memory killer's SIGKILL): said so.
+- a test past `--timeout` seconds (the outer bound; the box's per-call deadlines come first): pytest-timeout
+  (thread method) stops it, dumping every thread's stack and ending the worker; the test's criterion reads
+  "exceeded N s";
+- a crash (SIGSEGV, SIGABRT): faulthandler's dump in the worker names the signal and where it struck;
+- an exit without a result (`os._exit`, the out-of-memory killer's SIGKILL, an unboxed submission that killed its
+  parent): said so.
 
-xdist replaces the worker and grading goes on; a puzzle whose submission has ended `CRASHES_PER_PUZZLE`
-workers, or has used up `--puzzle-timeout`, has its remaining tests failed at once with the reason. On a
-machine without a GPU the worker's address space is limited (`--memory-limit-gb`) so that a runaway
-allocation fails with MemoryError instead of calling the out-of-memory killer.
+xdist replaces the worker and grading goes on; a puzzle that has ended `CRASHES_PER_PUZZLE` workers, or has used
+up `--puzzle-timeout`, has its remaining tests failed at once with the reason. On a machine without a GPU the
+worker's address space is limited (`--memory-limit-gb`), a limit its boxes inherit, so that a runaway allocation
+fails with MemoryError instead of calling the out-of-memory killer.
 """
 
 from __future__ import annotations
@@ -131,8 +134,8 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
         report.longrepr = f"the grading worker ended before it started a test (in {crashitem})"
         return
     if info.get("finished") or info.get("nodeid") != crashitem:
-        # The worker ended between tests (it quits on purpose after a fault that poisons the CUDA context):
-        # the test it had been handed did not start, so it runs again on the next worker.
+        # The worker ended between tests: the test it had been handed did not start, so it runs again on the next
+        # worker.
         sched.mark_test_pending(crashitem)
         report.outcome = "rerun"  # type: ignore[assignment]
         return
@@ -153,7 +156,7 @@ def _why_the_worker_ended(run_dir: Path, info: dict[str, Any]) -> str:
     if text:
         lines = text.splitlines()
         where = next((line.strip() for line in lines if line.strip().startswith("File ")), "")
-        return f"the submission crashed the grading worker: {lines[0]}{'; ' + where if where else ''}"
+        return f"the grading worker crashed: {lines[0]}{'; ' + where if where else ''}"
     return ("the grading worker exited without a result after "
             f"{elapsed:.0f} s (os._exit(), or killed from outside, e.g. by the out-of-memory killer)")
 
@@ -195,10 +198,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if state is None or crit is None or not is_xdist_worker(item.config):
         yield
         return
-    if _cuda_context_broken():
-        # The last test left the GPU unusable (a sticky CUDA error such as an illegal address poisons the
-        # process's context): end this worker; the controller hands this test to a fresh one.
-        os._exit(0)
     puzzle = crit[0]
     info = {"pid": os.getpid(), "nodeid": item.nodeid, "criterion": ".".join(crit), "started": time.time(),
             "timeout": item.config.getoption("timeout", None)}
@@ -210,20 +209,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.perf_counter() - started
         current.write_text(json.dumps({**info, "finished": True}))
-
-
-def _cuda_context_broken() -> bool:
-    """Whether CUDA was used in this process and no longer works."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return False
-    try:
-        torch.cuda.synchronize()
-    except RuntimeError:
-        return True
-    return False
 
 
 @pytest.hookimpl(wrapper=True)

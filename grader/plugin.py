@@ -22,11 +22,12 @@ import pytest
 from grader import profiles
 from grader.outcomes import STOP_ATTRIBUTE
 from grader.progress import Progress
-from grader.results import CRITERION, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession, build_scorecard
+from grader.report import box_line
+from grader.results import ALSO, CRITERION, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession, build_scorecard
 from grader.rubric import PUZZLES
 from grader.runtime import GRADER_DIR, choose_device, criterion_of, is_grading_run, is_xdist_worker, runs_side_by_side
 from grader.shrinking import ShrinkBudget
-from grader.submission import DEFAULT_SUBMISSION, Submission, load
+from grader.submission import DEFAULT_SUBMISSION
 
 STASH = pytest.StashKey[GraderSession]()
 
@@ -46,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "status follows scores and gates instead of individual failed criteria")
     group.addoption("--grader-seed", type=int, default=None, metavar="N",
                     help="seed for every input the grader draws (Hypothesis included); default: random, printed")
+    group.addoption("--box", default="auto", choices=("auto", "bwrap", "none"),
+                    help="the sandbox around the submission's process: bubblewrap where it runs (auto, the default; "
+                         "the scorecard says when it could not), bubblewrap or refuse to grade (bwrap), or a plain "
+                         "separate process (none); see grader.box.sandbox")
 
 
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads the profile that --hypothesis-profile names
@@ -75,6 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(state, "grader-session")
     if not state.grading:
         return
+    from grader.box import sandbox
+
+    try:
+        state.box = sandbox.probe(config.getoption("box"))
+    except sandbox.BoxUnavailable as exc:
+        raise pytest.UsageError(str(exc)) from None
     for line in ("ignore::DeprecationWarning", "ignore::FutureWarning"):  # as this checkout's pyproject.toml does
         config.addinivalue_line("filterwarnings", line)
     profiles.register()
@@ -92,7 +103,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[STASH]
     if not s.grading:
         return []
-    return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}"]
+    return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}",
+            f"grader: {box_line(s.box.as_json() if s.box else None)}"]
 
 
 def _check_criterion(letter: str, name: str, *, where: str) -> None:
@@ -250,10 +262,16 @@ def device() -> Any:
 
 
 @pytest.fixture(scope="session")
-def submission(pytestconfig: pytest.Config, device: Any) -> Submission:
-    """The submission under grade, loaded once (after `device`, so Triton sees the interpreter setting)."""
-    spec = pytestconfig.stash[STASH].submission_spec
-    return load(spec, root=pytestconfig.invocation_params.dir)
+def submission(pytestconfig: pytest.Config, device: Any, progress: Progress) -> Iterator[Any]:
+    """The submission under grade (`grader.candidate.BoxedSubmission`): never imported here; each puzzle's calls run
+    in its own box (`grader.box`)."""
+    from grader.candidate import BoxedSubmission
+
+    state = pytestconfig.stash[STASH]
+    boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
+                            info=state.box, progress=progress.line)
+    yield boxed
+    boxed.close()
 
 
 @pytest.fixture(autouse=True)
@@ -291,3 +309,16 @@ def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
             props.append((VALUE, float(value)))
 
     return record
+
+
+@pytest.fixture
+def also_decide(request: pytest.FixtureRequest) -> Callable[[str, str, str], None]:
+    """`also_decide("A.correct", "failed", detail)`: this test's verdict on a criterion besides its own (the speed
+    test that finds the timed outputs wrong fails `correct` too); recorded with the test's teardown report."""
+
+    def decide(criterion: str, status: str, detail: str) -> None:
+        letter, _, name = criterion.partition(".")
+        _check_criterion(letter, name, where=f"also_decide({criterion!r})")
+        request.node.user_properties.append((ALSO, json.dumps([criterion, status, detail])))
+
+    return decide

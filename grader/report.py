@@ -53,12 +53,13 @@ class PuzzleCard:
 
 def scorecard_json(*, submission: str, grader_seed: int, hypothesis_profile: str | None,
                    environment: dict[str, object] | None, reproduce: str | dict[str, str],
-                   puzzles: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
+                   puzzles: dict[str, dict[str, Any]], box: dict[str, str] | None, **extra: Any) -> dict[str, Any]:
     """The scorecard's JSON, the one place its keys are written: by a grading run (`reproduce` its command) and
     by `grader.batch` (one card per submission from its puzzles' workers: `reproduce` per puzzle, plus `name`
-    and `workers`). `puzzles` holds `PuzzleCard.as_json()` values."""
+    and `workers`). `puzzles` holds `PuzzleCard.as_json()` values; `box` the sandbox the submission ran in
+    (`grader.box.sandbox.BoxInfo.as_json`, None when unknown)."""
     return {"submission": submission, "grader_seed": grader_seed, "hypothesis_profile": hypothesis_profile,
-            "environment": environment, "reproduce": reproduce,
+            "environment": environment, "reproduce": reproduce, "box": box,
             "provisional": any(p["provisional"] for p in puzzles.values()), "puzzles": puzzles, **extra}
 
 
@@ -72,12 +73,14 @@ class Scorecard:
     environment: dict[str, object]
     puzzles: dict[str, PuzzleCard]
     reproduce: str
+    box: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """JSON-safe dict: submission, seed, environment, and per puzzle score and criteria."""
+        """JSON-safe dict: submission, seed, environment, box, and per puzzle score and criteria."""
         return scorecard_json(submission=self.submission, grader_seed=self.grader_seed,
                               hypothesis_profile=self.hypothesis_profile, environment=self.environment,
-                              reproduce=self.reproduce, puzzles={k: p.as_json() for k, p in self.puzzles.items()})
+                              reproduce=self.reproduce, puzzles={k: p.as_json() for k, p in self.puzzles.items()},
+                              box=self.box)
 
     def write_json(self, path: Path) -> None:
         """Write the scorecard to `path` (parents created)."""
@@ -86,7 +89,7 @@ class Scorecard:
     def lines(self) -> list[str]:
         """The terminal scorecard, one line per criterion."""
         out = [f"submission: {self.submission}   device: {self.environment.get('device')}   "
-               f"grader seed: {self.grader_seed}   hypothesis profile: {self.hypothesis_profile}"]
+               f"grader seed: {self.grader_seed}   hypothesis profile: {self.hypothesis_profile}", box_line(self.box)]
         for card in self.puzzles.values():
             s = card.score
             head = f"Puzzle {card.letter} ({PUZZLES[card.letter].title}): "
@@ -123,6 +126,15 @@ class Scorecard:
                     out.append(f"--- {card.letter}.{name} failed:")
                     out.extend("    " + line for line in o.detail.splitlines())
         return out
+
+
+def box_line(box: dict[str, str] | None) -> str:
+    """The scorecard's line on the sandbox the submission ran in."""
+    if not box:
+        return "box: unknown"
+    if box["kind"] == "bubblewrap":
+        return f"box: bubblewrap {box['version']} ({box['detail']})"
+    return f"box: NONE, the submission ran in a plain separate process with the grader's rights ({box['detail']})"
 
 
 def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:

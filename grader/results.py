@@ -15,6 +15,7 @@ from typing import Sequence
 import pytest
 
 from grader import profiles
+from grader.box.sandbox import BoxInfo
 from grader.report import PuzzleCard, Scorecard
 from grader.rubric import PUZZLES, Outcome, score
 
@@ -55,6 +56,7 @@ class GraderSession:
     results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None
+    box: BoxInfo | None = None  # the sandbox the submission runs in (grader.box.sandbox.probe)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record a criterion test's verdict (on the xdist controller, from the workers' reports)."""
@@ -174,4 +176,5 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
     return Scorecard(
         submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,
         environment=environment.describe(), puzzles=cards,
-        reproduce=reproduce_command(config.invocation_params.args, state.seed, profile))
+        reproduce=reproduce_command(config.invocation_params.args, state.seed, profile),
+        box=state.box.as_json() if state.box else None)

@@ -3,7 +3,6 @@ decides, whether this run grades, whether it is a pytest-xdist worker, and the d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +48,8 @@ def runs_side_by_side(config: pytest.Config) -> bool:
 
 
 def choose_device() -> Any:
-    """`cuda` when a GPU is present; otherwise `cpu`, with Triton's interpreter switched on before any kernel is
-    defined and made to round bfloat16 as a GPU does (`grader.interpreter`)."""
+    """`cuda` when a GPU is present, else `cpu`."""
     import torch
 
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    os.environ["TRITON_INTERPRET"] = "1"
-    from grader.interpreter import make_faithful
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    make_faithful()
-    return torch.device("cpu")

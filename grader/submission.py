@@ -1,4 +1,8 @@
-"""Loading a submission (a .py file, a directory or an importable module) and checking its entry points."""
+"""Loading a submission (a .py file, a directory or an importable module) and checking its entry points.
+
+Runs in the runner process only (`grader.box.runner`): the judge never imports submission code. What the judge
+learns of it is `Loaded.describe()`: whether it loaded, and each puzzle's entry point or why it is unusable.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.outcomes import not_attempted
 from grader.rubric import PUZZLES
 
 DEFAULT_SUBMISSION = "solutions"
@@ -27,21 +30,21 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "D": ("X", "linear", "labels", "forward_function", "chunk_size"),
 }
 
+# Context managers entered around every call of an entry point and around the import, each given what is
+# called ("its import", "a call of dequantize_nf4()"): the runner registers the one that undoes changed settings.
+CALL_GUARDS: list[Callable[[str], contextlib.AbstractContextManager[None]]] = []
 
-# Context managers entered around every call of an entry point and around the import, each given the
-# puzzle (None for the import): grader.guards registers the one that reports and undoes changed settings.
-CALL_GUARDS: list[Callable[[str | None], contextlib.AbstractContextManager[None]]] = []
 
-
-def _guarded_call(puzzle: str | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _guarded_call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     with contextlib.ExitStack() as stack:
         for guard in CALL_GUARDS:
-            stack.enter_context(guard(puzzle))
+            stack.enter_context(guard(what))
         return fn(*args, **kwargs)
 
 
 def _guarded(puzzle: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` with the call guards around each call (not while torch.compile traces it: nothing runs then)."""
+    what = f"a call of {PUZZLES[puzzle].entry_point}()"
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -49,7 +52,7 @@ def _guarded(puzzle: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
         if torch.compiler.is_compiling():
             return fn(*args, **kwargs)
-        return _guarded_call(puzzle, fn, *args, **kwargs)
+        return _guarded_call(what, fn, *args, **kwargs)
 
     call.grader_unguarded = fn  # type: ignore[attr-defined]
     return call
@@ -64,19 +67,25 @@ class ContractError(Exception):
     """The submission breaks the contract; the message names the puzzle, entry point and what was expected."""
 
 
+def display_name(spec: str) -> str:
+    """A short display name for scorecards."""
+    return Path(spec).stem if spec.endswith(".py") else spec
+
+
 @dataclass
-class Submission:
+class Loaded:
     """A loaded submission. `module` is None when loading failed; `load_error` then says why."""
 
     spec: str
     module: ModuleType | None
     load_error: str | None = None
+    files: tuple[str, ...] = ()  # the file or package directory the code came from (to tell its frames apart)
     _entries: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         """A short display name for scorecards."""
-        return Path(self.spec).stem if self.spec.endswith(".py") else self.spec
+        return display_name(self.spec)
 
     def provides(self, puzzle: str) -> bool:
         """Whether the submission defines the puzzle's entry point (False if it failed to load)."""
@@ -91,7 +100,7 @@ class Submission:
         return True
 
     def entry_point(self, puzzle: str) -> Callable[..., Any]:
-        """The puzzle's entry point, checked against the contract; raises ContractError otherwise."""
+        """The puzzle's entry point, checked against the contract, with the call guards; ContractError otherwise."""
         if puzzle in self._entries:
             return self._entries[puzzle]
         name = PUZZLES[puzzle].entry_point
@@ -99,7 +108,7 @@ class Submission:
         if self.module is None:
             raise ContractError(f"{where}: the submission could not be loaded:\n{self.load_error}")
         try:
-            fn = _guarded_call(puzzle, getattr, self.module, name)
+            fn = _guarded_call(f"importing {name}", getattr, self.module, name)
         except Exception as exc:  # a lazy attribute that fails to import
             raise ContractError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
         if not callable(fn):
@@ -108,23 +117,22 @@ class Submission:
         self._entries[puzzle] = _guarded(puzzle, fn)
         return self._entries[puzzle]
 
-    def require(self, puzzle: str) -> Callable[..., Any]:
-        """The entry point for a test: skips as not attempted when absent, fails on a contract error."""
-        import pytest
-
-        if self.module is not None and not self.provides(puzzle):
-            if not any(self.provides(p) for p in PUZZLES):  # a submission of nothing is broken, not partial
-                expected = ", ".join(f"{PUZZLES[p].entry_point}({', '.join(SIGNATURES[p])})" for p in PUZZLES)
-                found = sorted(n for n in dir(self.module) if not n.startswith("_")
-                               and callable(getattr(self.module, n, None)))
-                pytest.fail(f"contract: puzzle {puzzle}: {self.name} defines no {PUZZLES[puzzle].entry_point}() and "
-                            f"no other puzzle's entry point either; expected at least one of {expected}; it defines "
-                            f"{found or 'no functions'}", pytrace=False)
-            not_attempted(f"{self.name} defines no {PUZZLES[puzzle].entry_point}() for puzzle {puzzle}")
-        try:
-            return self.entry_point(puzzle)
-        except ContractError as exc:
-            pytest.fail(f"contract: {exc}", pytrace=False)
+    def describe(self) -> dict[str, Any]:
+        """What the judge may know: loaded or why not, each puzzle's entry point (present, contract error), and
+        the public callables found (for a submission that provides none)."""
+        entries = {}
+        for puzzle in PUZZLES:
+            present, error = self.provides(puzzle), None
+            if present:
+                try:
+                    self.entry_point(puzzle)
+                except ContractError as exc:
+                    error = str(exc)
+            entries[puzzle] = {"present": present, "error": error}
+        found = [] if self.module is None else sorted(
+            n for n in dir(self.module) if not n.startswith("_") and callable(getattr(self.module, n, None)))
+        return {"name": self.name, "loaded": self.module is not None, "load_error": self.load_error,
+                "entries": entries, "callables": found}
 
 
 def _check_signature(where: str, fn: Callable[..., Any], params: tuple[str, ...]) -> None:
@@ -138,16 +146,18 @@ def _check_signature(where: str, fn: Callable[..., Any], params: tuple[str, ...]
         raise ContractError(f"{where}{sig}: cannot be called as {where.split('.')[-1]}({', '.join(params)}): {exc}")
 
 
-def load(spec: str, root: Path | None = None) -> Submission:
+def load(spec: str, root: Path | None = None) -> Loaded:
     """Load `spec` (path to a .py file or package directory, or a module name); never raises."""
     try:
-        module = _guarded_call(None, _import, spec, root or Path.cwd())
+        module = _guarded_call("its import", _import, spec, root or Path.cwd())
     except ContractError as exc:
-        return Submission(spec, None, str(exc))
+        return Loaded(spec, None, str(exc))
     except BaseException as exc:  # SyntaxError, ImportError, SystemExit from a submission's top level
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        return Submission(spec, None, "".join(tb[-6:]).rstrip())
-    return Submission(spec, module)
+        return Loaded(spec, None, "".join(tb[-6:]).rstrip())
+    origin = Path(getattr(module, "__file__", "") or "")
+    files = (str(origin.parent),) if origin.name == "__init__.py" else (str(origin),) if str(origin) else ()
+    return Loaded(spec, module, files=files)
 
 
 def _import(spec: str, root: Path) -> ModuleType:

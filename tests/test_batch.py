@@ -18,7 +18,8 @@ SUBMISSIONS = {
     "bob.py": "def dequantize_nf4(weight, quant_state):\n    return None\n",
     "_helper.py": "raise RuntimeError('a helper module is not a submission')\n",
 }
-CAROL = "import os, signal\n\n\ndef dequantize_nf4(weight, quant_state):\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+# Unboxed (--box none), a submission can reach its grading worker: carol kills it, the worker's lost path of the batch.
+CAROL = "import os, signal\n\n\ndef dequantize_nf4(weight, quant_state):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
 ARGS = ["--jobs", "2", "--", "--criterion", "A.correct", "--criterion", "A.tested_in_f16_and_bf16",
         "-k", "linear4bit or notebook", "--hypothesis-profile", "ci"]
 
@@ -33,7 +34,7 @@ def runs(tmp_path_factory):
         (root / "team" / name).write_text(text)
     (root / "carol.py").write_text(CAROL)
     first, first_log = run_batch(tmp_path_factory, "batch-first", [str(root / "team"), *ARGS])
-    second, second_log = run_batch(tmp_path_factory, "batch-second", [str(root / "carol.py"), *ARGS])
+    second, second_log = run_batch(tmp_path_factory, "batch-second", [str(root / "carol.py"), *ARGS, "--box", "none"])
     merged, merge_log = run_batch(tmp_path_factory, "batch-merged", ["--merge", str(first), str(second)])
     return {"first": (first, first_log), "second": (second, second_log), "merged": (merged, merge_log)}
 
@@ -51,15 +52,15 @@ def test_directory_expands_to_its_submissions_and_progress_is_printed(runs):
 def test_a_crashing_submission_is_failed_with_its_reason_and_its_scorecard_written(runs):
     out, log = runs["second"]
     card = scorecard(out, "carol")
-    assert "killed by SIGSEGV" in card["workers"]["A"]["reason"], card["workers"]
+    assert "killed by SIGKILL" in card["workers"]["A"]["reason"], card["workers"]
     assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "failed"
-    assert "carol puzzle A: FAILED (dequantize_nf4() was killed by SIGSEGV" in log, log
+    assert "carol puzzle A: FAILED (dequantize_nf4() was killed by SIGKILL" in log, log
     # One schema for every scorecard (grader.report.scorecard_json), and the crashed worker's exact command.
     alice = scorecard(runs["first"][0], "alice")
     assert set(card) == set(alice) and {"name", "workers", "reproduce", "puzzles"} <= set(card), (card, alice)
     again = card["reproduce"]["A"]
     for part in ("--submission", "carol.py", "--puzzle A", "--criterion A.correct", "-k 'linear4bit or notebook'",
-                 "--no-isolation", f"--grader-seed {card['grader_seed']}", "--hypothesis-profile ci"):
+                 "--no-isolation", "--box none", f"--grader-seed {card['grader_seed']}", "--hypothesis-profile ci"):
         assert part in again, again
     assert "--score-json" not in again, again
 

@@ -35,8 +35,9 @@ def dequantize_nf4(weight, quant_state):
 def _calls(pytester, monkeypatch, seed: int) -> list[str]:
     log = pytester.path / f"calls-{seed}-{len(list(pytester.path.glob('calls-*')))}.log"
     monkeypatch.setenv("PROBE_LOG", str(log))
+    # Unboxed (--box none): the probe writes what it received where this test reads it.
     card = grade(pytester, pytester.path / "probe.py", puzzles=("A",), criteria=("A.correct",),
-                 extra=("--grader-seed", str(seed), "-k", "correctly_rounded"))
+                 extra=("--grader-seed", str(seed), "-k", "correctly_rounded", "--box", "none"))
     assert statuses(card, "A")["correct"] == "passed", card["output"][-2000:]
     return log.read_text().splitlines()
 

@@ -1,5 +1,6 @@
 """Broken and hostile submissions (tests/broken/x_*.py) get a clear verdict on the right criterion, the run goes
-on, and every scorecard is written. Graded through `python -m grader.batch`: one worker process per puzzle.
+on, and every scorecard is written. Graded through `python -m grader.batch`: one worker process per puzzle, the
+submission in its box inside it.
 
 Puzzle A's `correct` is graded on its two Linear4bit tests only (`-k linear4bit`): the same contract checks as
 the Hypothesis tests, at a fraction of the CPU time.
@@ -121,9 +122,11 @@ def test_every_submission_is_graded_and_progress_is_printed(main_batch):
 def test_segfault_fails_its_puzzle_and_the_other_puzzle_is_graded(crash_batch):
     out, _ = crash_batch
     card, a = _a(out, "x_segfaults")
-    reason = card["workers"]["A"]["reason"]
-    assert "puzzle A: the grading worker for x_segfaults.dequantize_nf4() was killed by SIGSEGV" in reason, reason
-    assert a["criteria"]["correct"]["status"] == "failed" and reason in a["criteria"]["correct"]["detail"]
+    assert card["workers"]["A"]["reason"] is None, "the segfault ends the submission's box, not the grading worker"
+    detail = a["criteria"]["correct"]["detail"]
+    assert a["criteria"]["correct"]["status"] == "failed", a["criteria"]["correct"]
+    assert "the submission's process was killed by SIGSEGV (segmentation fault)" in detail, detail
+    assert "x_segfaults.py" in detail, f"the verdict names the submission's own frame: {detail}"
     assert a["score"] == 0
     d = card["puzzles"]["D"]
     assert card["workers"]["D"]["reason"] is None and d["criteria"]["correct"]["status"] == "passed", d

@@ -69,6 +69,15 @@ class DynamoReport:
     recompile_limit_hits: list[str] = field(default_factory=list)  # dynamo's warnings, one per frame
     matmul_tunings: list[tuple[str, bool]] = field(default_factory=list)  # (inductor op, Triton template offered)
 
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> DynamoReport:
+        """A report from the plain data a box's reply carries (`grader.box.wire.plain` of a DynamoReport)."""
+        graphs = [GraphContent(g["frame"], frozenset(g["ops"]), frozenset(g["module_classes"]),
+                               frozenset(tuple(p) for p in g["op_modules"])) for g in data["graphs"]]
+        return cls(int(data["compilations"]), [GraphBreak(**b) for b in data["graph_breaks"]],
+                   [Recompile(**r) for r in data["recompiles"]], graphs, [str(h) for h in data["recompile_limit_hits"]],
+                   [(str(n), bool(t)) for n, t in data["matmul_tunings"]])
+
 
 def _op_name(node: Any) -> str:
     target = node.target

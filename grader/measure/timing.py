@@ -51,12 +51,14 @@ def synchronized_perf_counter() -> float:
 
 
 def time_interleaved(calls: dict[str, Callable[[int], Any]], *, n_inputs: int, rounds: int = 30,
-                     per_round: int = 5, warmup: int = 3) -> dict[str, Timing]:
+                     per_round: int = 5, warmup: int = 3,
+                     observe: Callable[[str, int, Any], None] | None = None) -> dict[str, Timing]:
     """Time each `calls[name](i)` (i cycles over n_inputs input sets) with CUDA events and a flushed L2.
 
     Each round runs every function `per_round` times, the order of functions rotating between rounds.
     Before each call the L2 is flushed and the GPU spins briefly, so only the call's device time is
-    measured even when the host is slow to enqueue it.
+    measured even when the host is slow to enqueue it. `observe(name, i, output)` sees every timed call's
+    output after its end event is recorded (outside the timed region).
     """
     flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
     names = list(calls)
@@ -74,9 +76,11 @@ def time_interleaved(calls: dict[str, Callable[[int], Any]], *, n_inputs: int, r
                 torch.cuda._sleep(HEADROOM_CYCLES)
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
-                calls[name](k % n_inputs)
+                out = calls[name](k % n_inputs)
                 end.record()
                 events[name].append((start, end))
+                if observe is not None:
+                    observe(name, k % n_inputs, out)
                 k += 1
     torch.cuda.synchronize()
     return {n: Timing(n, [1000.0 * s.elapsed_time(e) for s, e in events[n]]) for n in names}

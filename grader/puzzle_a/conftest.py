@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -14,8 +14,8 @@ GPU_MAX_NUMEL = 1 << 25
 
 
 @pytest.fixture(scope="session")
-def dequantize_nf4(submission: Any) -> Callable[..., Any]:
-    """The submission's `dequantize_nf4(weight, quant_state)`."""
+def dequantize_nf4(submission: Any) -> Any:
+    """The box that runs the submission's `dequantize_nf4(weight, quant_state)` (`grader.box.client.Box`)."""
     return submission.require("A")
 
 

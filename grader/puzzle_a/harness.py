@@ -1,97 +1,89 @@
-"""Calling a puzzle-A candidate under watch: inputs cloned and checked, output poisoned and validated."""
+"""Calling a puzzle-A candidate in its box and judging the call's contract here, in the judge: a new plain tensor
+of `quant_state`'s shape, dtype and device; the inputs as they were; no memory shared with them or with an
+output the caller still holds."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from typing import Any
 
 import torch
 
-from grader.interpreter import limitation
+from grader import watchdog
+from grader.box.client import Box, SubmissionError
 from grader.outcomes import not_measured
 from grader.puzzle_a.oracles import Quantized
 
-_STATE_TENSORS = ("absmax", "code", "offset")
-_STATE_VALUES = ("blocksize", "dtype", "shape", "nested", "quant_type")
+_INPUT_NAMES = ("the packed weight", "quant_state.absmax", "quant_state.code", "quant_state.offset",
+                "quant_state.state2.absmax", "quant_state.state2.code")
 
 
-class _Saved:
-    """A state tensor, its identity and a copy of its contents."""
-
-    def __init__(self, tensor: torch.Tensor) -> None:
-        self.tensor, self.copy, self.dtype = tensor, tensor.clone(), tensor.dtype
-
-
-def snapshot(quant_state: Any) -> dict[str, Any]:
-    """Every field of a QuantState that the candidate must leave alone (tensors cloned)."""
-    snap: dict[str, Any] = {}
-    for prefix, qs in (("", quant_state), ("state2.", getattr(quant_state, "state2", None))):
-        if qs is None:
-            continue
-        for name in _STATE_TENSORS:
-            t = getattr(qs, name, None)
-            if isinstance(t, torch.Tensor):
-                snap[prefix + name] = _Saved(t)
-        for name in _STATE_VALUES:
-            if hasattr(qs, name):
-                snap[prefix + name] = getattr(qs, name)
-    return snap
-
-
-def _changes(quant_state: Any, before: dict[str, Any]) -> list[str]:
-    problems = []
-    for key, old in before.items():
-        obj = quant_state.state2 if key.startswith("state2.") else quant_state
-        now = getattr(obj, key.removeprefix("state2."), None)
-        if isinstance(old, _Saved):
-            if now is not old.tensor:
-                problems.append(f"quant_state.{key} was replaced")
-            elif now.dtype != old.dtype or not torch.equal(now, old.copy):
-                problems.append(f"quant_state.{key} was modified in place")
-        elif now != old:
-            problems.append(f"quant_state.{key} changed from {old!r} to {now!r}")
-    return problems
-
-
-def poison_allocator(nbytes: int, device: torch.device) -> None:
-    """Leave a freed block of `nbytes` filled with 0xFF (NaN in fp16/bf16/fp32) for the allocator to hand out."""
-    junk = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    junk.fill_(0xFF)
-    del junk
-
-
-def call_candidate(fn: Callable[[torch.Tensor, Any], torch.Tensor], q: Quantized) -> torch.Tensor:
-    """Call `fn(weight, quant_state)` and check the contract; AssertionError names what was broken."""
+def _inputs(q: Quantized) -> list[tuple[str, torch.Tensor]]:
+    """The tensors a call receives, as `grader.puzzle_a.tasks.call` returns them after the call."""
     qs = q.quant_state
-    weight_before = q.weight.clone()
-    state_before = snapshot(qs)
-    poison_allocator(qs.shape.numel() * qs.dtype.itemsize, q.weight.device)
-    try:
-        out = fn(q.weight, qs)
-    except Exception as exc:  # the submission's own error, named as the contract's
-        undecidable = limitation(exc)
-        if undecidable:
-            not_measured(undecidable)
-        raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {type(exc).__module__}."
-                             f"{type(exc).__qualname__}: {exc} (expected a tensor of quant_state.shape)") from exc
-    if q.weight.is_cuda:  # the caller's stream only: work left on a side stream must not be waited for here
-        torch.cuda.current_stream(q.weight.device).synchronize()
+    found = [(_INPUT_NAMES[0], q.weight)]
+    for prefix, state in (("quant_state.", qs), ("quant_state.state2.", getattr(qs, "state2", None))):
+        for name in ("absmax", "code", "offset") if state is not None else ():
+            t = getattr(state, name, None)
+            if isinstance(t, torch.Tensor):
+                found.append((prefix + name, t))
+    return found
+
+
+def call_deadline(q: Quantized) -> float:
+    """The call's deadline (`grader.watchdog`), from bitsandbytes' time for the same dequantization here."""
+    from grader.puzzle_a.oracles import bnb_dequantize
+
+    start = time.perf_counter()
+    bnb_dequantize(q)
+    if q.weight.is_cuda:
+        torch.cuda.synchronize(q.weight.device)
+    return watchdog.deadline(q.weight.device.type, time.perf_counter() - start)
+
+
+def run_call(box: Box, q: Quantized, *, keep: str | None = None) -> dict[str, Any]:
+    """The raw reply of `A.call`: the output (None unless a plain tensor), its facts, the inputs after the call."""
+    return box.run("A.call", q.weight, q.quant_state, keep=keep, deadline=call_deadline(q))
+
+
+def contract_problems(q: Quantized, got: dict[str, Any], box: Box) -> list[str]:
+    """What the call broke of the contract, judged from its reply and the judge's own copies of the inputs."""
+    qs, facts, out = q.quant_state, got["facts"], got["output"]
     problems = []
-    if out is None or not isinstance(out, torch.Tensor):
-        problems.append(f"returned {type(out).__name__}, expected a torch.Tensor")
+    if not facts["tensor"]:
+        problems.append(f"returned {facts['type']}, expected a torch.Tensor")
+    elif not facts["plain"]:
+        problems.append(f"returned the tensor subclass {facts['type']}, expected a plain torch.Tensor")
     else:
-        if type(out) is not torch.Tensor:
-            problems.append(f"returned the tensor subclass {type(out).__name__}, expected a plain torch.Tensor")
         if tuple(out.shape) != tuple(qs.shape):
             problems.append(f"output shape {tuple(out.shape)}, expected quant_state.shape {tuple(qs.shape)}")
         if out.dtype != qs.dtype:
             problems.append(f"output dtype {out.dtype}, expected quant_state.dtype {qs.dtype}")
         if out.device != q.weight.device:
             problems.append(f"output on {out.device}, expected the weight's device {q.weight.device}")
-        inputs = [q.weight] + [v.tensor for v in state_before.values() if isinstance(v, _Saved)]
-        if any(out.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in inputs):
+        if facts["shares_input"]:
             problems.append("output shares memory with an input")
-    if not torch.equal(q.weight, weight_before):
-        problems.append("the packed weight was modified")
-    problems += _changes(qs, state_before)
+        if facts["shares_kept"]:
+            problems.append("the output shares memory with the output of an earlier call, which the caller still "
+                            "holds: the earlier result is overwritten; return a new tensor")
+    for (name, mine), after in zip(_inputs(q), got["inputs_after"]):
+        if mine.shape != after.shape or mine.dtype != after.dtype or not torch.equal(mine, after):
+            problems.append(f"{name} was modified" if name == _INPUT_NAMES[0] else f"{name} was modified in place")
+            box.forget(mine)  # the box's copy is the submission's now: send the judge's again next time
+    problems += facts["state_changes"]
+    return problems
+
+
+def call_candidate(box: Box, q: Quantized, *, keep: str | None = None) -> torch.Tensor:
+    """Call `dequantize_nf4(weight, quant_state)` in the box and check the contract; AssertionError names what
+    was broken, or the submission's exception with its own frame; not measured where a CPU cannot decide."""
+    try:
+        got = run_call(box, q, keep=keep)
+    except SubmissionError as exc:
+        if exc.undecidable:
+            not_measured(exc.undecidable)
+        raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {exc.describe()} (expected a "
+                             f"tensor of quant_state.shape {tuple(q.quant_state.shape)})") from None
+    problems = contract_problems(q, got, box)
     assert not problems, "contract: puzzle A: dequantize_nf4(weight, quant_state) " + "; ".join(problems)
-    return out
+    return got["output"]

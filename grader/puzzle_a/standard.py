@@ -40,18 +40,20 @@ class Exact:
     bound: torch.Tensor  # float64, E per element
 
 
-def nibbles(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """The first `n` 4-bit codes of a packed weight, high nibble first (bitsandbytes' order)."""
-    b = packed.reshape(-1).long()
-    return torch.stack([b >> 4, b & 15], dim=1).reshape(-1)[:n]
+def nibbles(packed: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """The 4-bit codes at flat positions `at` of a packed weight, high nibble first (bitsandbytes' order)."""
+    b = packed.reshape(-1)[at // 2].long()
+    return torch.where(at % 2 == 0, b >> 4, b & 15)
 
 
-def exact(packed: torch.Tensor, quant_state) -> Exact:
-    """The exact value of every element of `quant_state.shape`, and its allowed float32 error."""
+def exact(packed: torch.Tensor, quant_state, at: torch.Tensor | None = None) -> Exact:
+    """The exact value of every element of `quant_state.shape` (shaped so), or of the flat positions `at` (a 1-D
+    int64 CPU tensor), and each one's allowed float32 error."""
     qs = quant_state
     n = qs.shape.numel()
+    index = torch.arange(n) if at is None else at
     # A plain view: `Params4bit.cpu()` would move its quant state to the CPU in place, under the caller's feet.
-    code = qs.code.double().cpu()[nibbles(packed.as_subclass(torch.Tensor).cpu(), n)]
+    code = qs.code.double().cpu()[nibbles(packed.as_subclass(torch.Tensor).cpu(), index)]
     if qs.nested:
         s2 = qs.state2
         scale2 = s2.absmax.double().cpu().repeat_interleave(s2.blocksize)[: qs.absmax.numel()]
@@ -61,9 +63,9 @@ def exact(packed: torch.Tensor, quant_state) -> Exact:
     else:
         absmax = qs.absmax.double().cpu()
         magnitude = absmax.abs()
-    per_element = lambda t: t.repeat_interleave(qs.blocksize)[:n]  # noqa: E731
-    values = code * per_element(absmax)
-    return Exact(values.view(qs.shape), (RELATIVE_BOUND * code.abs() * per_element(magnitude)).view(qs.shape))
+    block = index // qs.blocksize
+    values, bound = code * absmax[block], RELATIVE_BOUND * code.abs() * magnitude[block]
+    return Exact(values.view(qs.shape), bound.view(qs.shape)) if at is None else Exact(values, bound)
 
 
 def violations(out: torch.Tensor, truth: Exact) -> torch.Tensor:
@@ -78,21 +80,31 @@ def violations(out: torch.Tensor, truth: Exact) -> torch.Tensor:
     return ~(ok & torch.isfinite(od))
 
 
-def explain(out: torch.Tensor, truth: Exact, bad: torch.Tensor, *, blocksize: int, what: str) -> str:
-    """One line on how `out` departs from the standard: count, worst distance, the first wrong element."""
+def explain(out: torch.Tensor, truth: Exact, bad: torch.Tensor, *, blocksize: int, what: str,
+            at: torch.Tensor | None = None) -> str:
+    """One line on how `out` departs from the standard: count, worst distance, the first wrong element (`out` and
+    `truth` hold the flat positions `at` of the weight, when given)."""
     o = out.detach().cpu().reshape(-1)
     flat_bad = bad.reshape(-1)
-    i = int(flat_bad.nonzero()[0])
+    k = int(flat_bad.nonzero()[0])
+    i = k if at is None else int(at[k])
     rounded = truth.values.reshape(-1).to(out.dtype)  # the nearest value, for the ulp figures
     ulps = ulp_distance(o[flat_bad], rounded[flat_bad])
-    return (f"{int(flat_bad.sum())} of {o.numel()} elements are not what any correct float32 evaluation rounds to "
-            f"(up to {int(ulps.max())} ulp from the exact value rounded to nearest); first at flat index {i} "
-            f"(block {i // blocksize}): got {o[i].item()!r}, exact {truth.values.reshape(-1)[i].item()!r}; {what}")
+    sampled = "" if at is None else f" (of {o.numel()} sampled positions)"
+    return (f"{int(flat_bad.sum())} of {o.numel()} elements{sampled} are not what any correct float32 evaluation "
+            f"rounds to (up to {int(ulps.max())} ulp from the exact value rounded to nearest); first at flat index {i} "
+            f"(block {i // blocksize}): got {o[k].item()!r}, exact {truth.values.reshape(-1)[k].item()!r}; {what}")
 
 
-def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str) -> list[str]:
-    """Why `out` is not a correct dequantization of (`packed`, `quant_state`); empty when it is."""
-    truth = exact(packed, quant_state)
+def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str,
+          at: torch.Tensor | None = None) -> list[str]:
+    """Why `out` is not a correct dequantization of (`packed`, `quant_state`); empty when it is. With `at` (flat
+    positions, a 1-D int64 CPU tensor), only those elements' values are judged (the shape still is)."""
+    if at is not None and isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(quant_state.shape):
+        out = out.reshape(-1)[at.to(out.device)]
+    elif at is not None:  # a wrong shape: judged whole, for its metadata
+        at = None
+    truth = exact(packed, quant_state, at)
     expected = truth.values.to(quant_state.dtype)
     reasons = mismatch_report(out, expected.to(out.device) if isinstance(out, torch.Tensor) else expected,
                               atol=float("inf"), rtol=0, what="output")
@@ -101,4 +113,4 @@ def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str) ->
     if out.numel() == 0:
         return []
     bad = violations(out, truth)
-    return [explain(out, truth, bad, blocksize=quant_state.blocksize, what=what)] if bad.any() else []
+    return [explain(out, truth, bad, blocksize=quant_state.blocksize, what=what, at=at)] if bad.any() else []

@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grader.interpreter import limitation
+from grader.box.client import SubmissionError
 from grader.outcomes import not_measured
 from grader.puzzle_a import oracles, standard
+from grader.puzzle_a.harness import contract_problems, run_call
 from grader.puzzle_a.strategies import WeightCase
 
 # (blocksize, nested, quant_type, output dtype)
@@ -35,10 +36,11 @@ def test_variant(dequantize_nf4, device, blocksize, nested, quant_type, dtype, c
     if standard.judge(oracles.bnb_dequantize(q), q.weight, q.quant_state, what="bitsandbytes"):
         not_measured(f"{name}: bitsandbytes' own answer is outside the standard's model of this variant")
     try:
-        out = dequantize_nf4(q.weight, q.quant_state)
-    except Exception as exc:
-        not_measured(f"{name}: {limitation(exc) or 'unsupported by the submission'} ({type(exc).__name__}: "
-                     f"{str(exc)[:120]})")
-    wrong = standard.judge(out, q.weight, q.quant_state, what=name)
+        got = run_call(dequantize_nf4, q)
+    except SubmissionError as exc:
+        not_measured(f"{name}: {exc.undecidable or 'unsupported by the submission'} ({exc.describe()[:200]})")
+    problems = contract_problems(q, got, dequantize_nf4)
+    assert not problems, f"wrong answer instead of refusing: {name}: " + "; ".join(problems)
+    wrong = standard.judge(got["output"], q.weight, q.quant_state, what=name)
     assert not wrong, "wrong answer instead of refusing: " + "\n".join(wrong)
     criterion_detail(f"{name}: supported")

@@ -3,7 +3,7 @@ tests read slices of the `CRun` they leave."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -12,8 +12,8 @@ from grader.puzzle_c.run import CRun, execute
 
 
 @pytest.fixture(scope="session")
-def compile_qlora(submission: Any) -> Callable[..., Any]:
-    """The submission's `compile_qlora(model)`."""
+def compile_qlora(submission: Any) -> Any:
+    """The box that runs the submission's `compile_qlora(model)` (`grader.box.client.Box`)."""
     return submission.require("C")
 
 
@@ -23,22 +23,17 @@ def _selected(session: pytest.Session, criterion: str) -> bool:
 
 @pytest.fixture(scope="session")
 def _c_state() -> Iterator[None]:
-    """Puzzle C's own RNG stream, and dynamo's caches emptied after it. Its compiler config, default dtype and
-    backend flags need nothing here: grader.guards gives each puzzle its own settings and puts them back."""
+    """Puzzle C's own RNG stream here in the judge (the oracle's training draws from it)."""
     import torch
-    import torch._dynamo
 
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-        try:
-            yield
-        finally:
-            torch._dynamo.reset()
+        yield
 
 
 @pytest.fixture(scope="session")
-def c_run(request: pytest.FixtureRequest, compile_qlora: Callable[..., Any], submission: Any, device: Any,
-          grader_seed: int, progress: Any, _c_state: None) -> CRun:
-    """The oracle and noise-floor runs (if `C.correct` is selected) and the run through `compile_qlora`."""
-    return execute(compile_qlora, submission, device=device, seed=grader_seed, progress=progress,
+def c_run(request: pytest.FixtureRequest, compile_qlora: Any, device: Any, grader_seed: int, progress: Any,
+          _c_state: None) -> CRun:
+    """The oracle and noise-floor runs (if `C.correct` is selected) and the run through `compile_qlora` in its box."""
+    return execute(compile_qlora, device=device, seed=grader_seed, progress=progress,
                    oracle=_selected(request.session, "correct"),
                    probe_part_a=_selected(request.session, "use_part_A"))

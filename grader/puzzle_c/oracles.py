@@ -21,7 +21,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -59,6 +59,13 @@ class TrainRecord:
     step_grads: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> TrainRecord:
+        """A record from the plain data a box's reply carries (`grader.box.wire.plain` of a TrainRecord)."""
+        return cls([float(x) for x in data["losses"]], [MicroStep(**m) for m in data["micro"]],
+                   list(data["step_weights"]), list(data["step_grads"]), [float(x) for x in data["step_seconds"]],
+                   data["peak_bytes"])
 
     def _compiling_steps(self) -> set[int]:
         return {m.step for m in self.micro if m.compilations}

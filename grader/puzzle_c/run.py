@@ -2,19 +2,17 @@
 
 With `correct` selected, the QLoRA Llama is built from the run's seed and trained eagerly with AdamW (sdpa
 attention: the oracle, keeping every step's weights and gradients), then built again and run eagerly along
-the oracle's trajectory with math attention (the noise floor: another valid rounding of the same steps).
-Last, a fresh copy goes to the submission's `compile_qlora`, and what comes back is trained under
-`grader.measure.dynamo.record()`, along the oracle's trajectory when there is one. A crash is kept, not
-raised: every test then fails with it.
+the oracle's trajectory with math attention (the noise floor: another valid rounding of the same steps), both
+here in the judge. Last, in the submission's box, a fresh copy goes to its `compile_qlora`, and what comes back is
+trained under `grader.measure.dynamo.record()`, along the oracle's trajectory when there is one
+(`grader.puzzle_c.tasks`). A crash is kept, not raised: every test then fails with it.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from grader.llama import LLAMA_3_2_1B, TINY_QLORA, ModelSpec
 from grader.puzzle_c.builders import Schedule, build_qlora_model, make_schedule
@@ -61,14 +59,20 @@ class CRun:
                         pytrace=False)
 
 
-def execute(compile_qlora: Callable[..., Any], submission: Any, *, device: Any, seed: int, progress: Any,
-            oracle: bool, probe_part_a: bool) -> CRun:
-    """Run the eager oracle and noise floor (if `oracle`), then `compile_qlora` and training through it."""
-    import bitsandbytes as bnb
-    import torch
-    import torch._dynamo
+# The compiled run's deadline (`grader.watchdog`): a compile with max-autotune took 253 s on an H200 (2026-12-04).
+TRAIN_FLOOR_S = 900.0
 
-    from grader.measure import dynamo
+
+def execute(box: Any, *, device: Any, seed: int, progress: Any, oracle: bool, probe_part_a: bool) -> CRun:
+    """Run the eager oracle and noise floor here (if `oracle`), then `compile_qlora` and training through it in the
+    submission's box (`grader.puzzle_c.tasks.train`), along the oracle's trajectory when there is one."""
+    import time
+
+    import torch
+
+    from grader import watchdog
+    from grader.box.client import BoxStopped, SubmissionError
+    from grader.measure.dynamo import DynamoReport
     from grader.puzzle_c import oracles
 
     kind = device.type if device.type in SPECS else "cpu"
@@ -77,10 +81,13 @@ def execute(compile_qlora: Callable[..., Any], submission: Any, *, device: Any, 
     run = CRun(spec, make_schedule(vocab_size=spec.vocab_size, shapes=SHAPES[kind], device=device, seed=seed),
                dtype, device)
     steps = f"{spec.name}, {len(run.schedule.steps)} optimizer steps"
+    reference_s = 0.0
     if oracle:
         model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
         with progress.step("C: eager training, the oracle", steps):
+            start = time.perf_counter()
             run.eager = oracles.train(model, run.schedule, dtype=dtype, device=device, keep=True)
+            reference_s = time.perf_counter() - start
         del model
         _free(device)
         # The same steps with another valid rounding (math attention instead of sdpa): how far two correct
@@ -92,57 +99,24 @@ def execute(compile_qlora: Callable[..., Any], submission: Any, *, device: Any, 
                                             follow=run.eager)
         del model
         _free(device)
-    model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
-    names = oracles.canonical_names(model)
-    if probe_part_a:
-        _probe_part_a(run, submission, model)
-    torch._dynamo.reset()
     run.compiled = oracles.TrainRecord()
     try:
-        # On a GPU, inductor's caches are off: compile time is then honest, and every graph is lowered
-        # (so max-autotune's matmul templates are seen). On CPU they stay on to keep CI short.
-        # bitsandbytes' CPU kernels torch.compile themselves when they run; those graphs are not the
-        # submission's and are left out of every count.
-        with progress.step("C: compile_qlora and training through it",
-                           f"{steps}; compiling can take minutes"), \
-                dynamo.record(disable_inductor_caches=device.type == "cuda",
-                              ignore=(os.path.dirname(bnb.__file__),)) as report:
-            run.dynamo = report
-            trained = compile_qlora(model)
-            if not isinstance(trained, torch.nn.Module):
-                raise TypeError(f"compile_qlora returned {type(trained).__name__}, expected a torch.nn.Module")
-            run.compiled_names = sorted(oracles.trainable_weights(trained, names))
-            oracles.train(trained, run.schedule, dtype=dtype, device=device, record=run.compiled,
-                          compilations=lambda: report.compilations, names=names, keep=oracle, follow=run.eager)
-    except Exception as exc:  # judged by every test, not raised here
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        run.error = f"{type(exc).__name__}: {str(exc)[:1500]} ({where.filename}:{where.lineno})"
-        hits = run.dynamo.recompile_limit_hits if run.dynamo else []
-        if hits:
-            run.error += "\n" + "\n".join(" ".join(line.strip() for line in h.splitlines()[:3]) for h in hits)
-    del model
-    _free(device)
+        got = box.run("C.train", spec, run.schedule, seed=seed, dtype=dtype,
+                      follow=run.eager.step_weights if run.eager else None, keep=oracle, probe_part_a=probe_part_a,
+                      deadline=watchdog.deadline(device.type, reference_s, floor_s=TRAIN_FLOOR_S))
+    except SubmissionError as exc:  # raised outside the run it guards: in building the model, say
+        run.error = exc.describe()
+        return run
+    except BoxStopped as exc:
+        run.error = str(exc)
+        return run
+    run.compiled = oracles.TrainRecord.from_data(got["record"])
+    run.compiled_names = got["names"]
+    run.dynamo = DynamoReport.from_data(got["dynamo"]) if got["dynamo"] is not None else None
+    run.error = got["error"]
+    run.part_a_ops = frozenset(got["part_a_ops"]) if got["part_a_ops"] is not None else None
+    run.part_a_error = got["part_a_error"]
     return run
-
-
-def _probe_part_a(run: CRun, submission: Any, model: Any) -> None:
-    """Find the ops the submission's own `dequantize_nf4` traces to, on one of the model's 4-bit weights."""
-    import bitsandbytes as bnb
-
-    from grader.measure.dynamo import ops_traced
-
-    if not submission.provides("A"):
-        return
-    layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
-    weight, quant_state = layer.weight.data, layer.weight.quant_state
-    try:
-        dequantize = submission.entry_point("A")
-        ops = ops_traced(lambda w: dequantize(w, quant_state), weight)
-    except Exception as exc:
-        run.part_a_error = f"the submission's dequantize_nf4 did not run under torch.compile here: " \
-                           f"{type(exc).__name__}: {str(exc)[:300]}"
-        return
-    run.part_a_ops = frozenset(op for op in ops if "::" in op and op.split("::")[0] not in ("aten", "prims"))
 
 
 def _free(device: Any) -> None:

@@ -1,9 +1,10 @@
 """Puzzle D oracles: the grader's forward functions (losses) and the full-logit computations they are judged by.
 
 A forward function has the submission's signature `forward_function(x_chunk, linear, labels_chunk) -> scalar`
-and sums over the chunk's rows; a loss that needs a global normaliser closes over it, so the sum over
-chunks equals the loss over all rows. Every builder upcasts the logits to at least float32 before the
-loss (float64 stays float64, so the same builder yields the float64 truth).
+and sums over the chunk's rows; the grader's losses (`Loss` and its kinds) carry their global normaliser, so the
+sum over chunks equals the loss over all rows. Every loss upcasts the logits to at least float32 before the
+loss (float64 stays float64, so the same loss yields the float64 truth). They are plain objects: they cross into
+the submission's box, where the runner attaches a `CallLog` to each.
 
 `full_logit` runs a forward function over all rows at once, the naive version, in the inputs' own
 precision or in float64; `standard.py` judges a candidate against both.
@@ -11,16 +12,35 @@ precision or in float64; `standard.py` judges a candidate against both.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 
-ForwardFunction = Callable[[torch.Tensor, torch.nn.Module, torch.Tensor], torch.Tensor]
+ForwardFunction = Callable[[torch.Tensor, torch.nn.Module, torch.Tensor], torch.Tensor]  # a Loss, or any such function
+
+
+@contextlib.contextmanager
+def exact_matmuls() -> Iterator[None]:
+    """Full-precision float32 matmuls (no TF32) and float32 as the default dtype inside the block, the settings
+    before it back after: the conditions D's tolerances assume, for the judge's computations and the box's alike."""
+    precision = torch.get_float32_matmul_precision()
+    cuda_tf32 = torch.backends.cuda.matmul.allow_tf32
+    default_dtype = torch.get_default_dtype()
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cuda.matmul.allow_tf32 = cuda_tf32
+        torch.set_default_dtype(default_dtype)
 
 
 def upcast(t: torch.Tensor) -> torch.Tensor:
@@ -43,12 +63,22 @@ class CallLog:
         self.loss_in_dtypes.append(loss_input.dtype)
 
 
-def _logits(x: torch.Tensor, linear: torch.nn.Module, log: CallLog | None) -> torch.Tensor:
-    raw = linear(x)
-    up = upcast(raw)
-    if log is not None:
-        log.record(x, raw, up)
-    return up.reshape(-1, up.shape[-1])
+@dataclass
+class Loss:
+    """A forward function `loss(x_chunk, linear, labels_chunk) -> scalar` that sums over the chunk's rows, with its
+    normaliser closed over. A plain object, so it can cross into the submission's box (pickled); there the runner
+    attaches a `CallLog` to see what the submission hands it."""
+
+    normaliser: float
+    log: CallLog | None = field(default=None, kw_only=True)
+
+    def logits(self, x: torch.Tensor, linear: torch.nn.Module) -> torch.Tensor:
+        """`linear(x)` upcast to at least float32, as (rows, vocab); recorded in the log when there is one."""
+        raw = linear(x)
+        up = upcast(raw)
+        if self.log is not None:
+            self.log.record(x, raw, up)
+        return up.reshape(-1, up.shape[-1])
 
 
 def n_valid(labels: torch.Tensor) -> int:
@@ -56,75 +86,91 @@ def n_valid(labels: torch.Tensor) -> int:
     return max(int((labels != IGNORE_INDEX).sum()), 1)
 
 
+@dataclass
+class CrossEntropy(Loss):
+    """Token cross-entropy summed over the chunk's valid tokens, over `normaliser`; optional label smoothing,
+    z-loss and soft-capping of the logits."""
+
+    label_smoothing: float = 0.0
+    z_loss: float = 0.0
+    softcap: float | None = None
+
+    def __call__(self, x: torch.Tensor, linear: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x, linear)
+        if self.softcap is not None:
+            z = self.softcap * torch.tanh(z / self.softcap)
+        y = y.reshape(-1)
+        loss = F.cross_entropy(z, y, ignore_index=IGNORE_INDEX, reduction="sum", label_smoothing=self.label_smoothing)
+        if self.z_loss:
+            loss = loss + self.z_loss * (z.logsumexp(-1).square() * (y != IGNORE_INDEX)).sum()
+        return loss / self.normaliser
+
+
 def cross_entropy(labels: torch.Tensor, *, label_smoothing: float = 0.0, z_loss: float = 0.0,
-                  softcap: float | None = None, normaliser: float | None = None,
-                  log: CallLog | None = None) -> ForwardFunction:
+                  softcap: float | None = None, normaliser: float | None = None) -> CrossEntropy:
     """Token cross-entropy, mean over the non-ignored tokens of `labels`; optional smoothing, z-loss, soft-capping.
 
     `normaliser` overrides the count of valid tokens (fake tensors cannot count).
     """
-    normaliser = normaliser or n_valid(labels)
-
-    def forward_function(x: torch.Tensor, linear: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
-        z = _logits(x, linear, log)
-        if softcap is not None:
-            z = softcap * torch.tanh(z / softcap)
-        y = y.reshape(-1)
-        loss = F.cross_entropy(z, y, ignore_index=IGNORE_INDEX, reduction="sum", label_smoothing=label_smoothing)
-        if z_loss:
-            loss = loss + z_loss * (z.logsumexp(-1).square() * (y != IGNORE_INDEX)).sum()
-        return loss / normaliser
-
-    return forward_function
+    return CrossEntropy(normaliser or n_valid(labels), label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap)
 
 
-def mse(targets: torch.Tensor, *, log: CallLog | None = None) -> ForwardFunction:
+@dataclass
+class MeanSquaredError(Loss):
+    """Squared error of the logits against dense targets shaped (..., vocab), summed, over `normaliser`."""
+
+    def __call__(self, x: torch.Tensor, linear: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+        z = self.logits(x, linear)
+        return (z - t.reshape(z.shape).to(z.dtype)).square().sum() / self.normaliser
+
+
+def mse(targets: torch.Tensor) -> MeanSquaredError:
     """Mean squared error of the logits against dense targets shaped (..., vocab)."""
-    normaliser = targets.numel()
-
-    def forward_function(x: torch.Tensor, linear: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
-        z = _logits(x, linear, log)
-        return (z - t.reshape(z.shape).to(z.dtype)).square().sum() / normaliser
-
-    return forward_function
+    return MeanSquaredError(targets.numel())
 
 
-def kl_to_reference(ref_logprobs: torch.Tensor, *, log: CallLog | None = None) -> ForwardFunction:
-    """KL(reference || softmax(logits)), mean over rows; the reference is given as log-probabilities (..., vocab)."""
-    normaliser = ref_logprobs.shape[:-1].numel()
+@dataclass
+class KLToReference(Loss):
+    """KL(reference || softmax(logits)) summed over rows, over `normaliser`; the reference as log-probabilities."""
 
-    def forward_function(x: torch.Tensor, linear: torch.nn.Module, ref: torch.Tensor) -> torch.Tensor:
-        logp = torch.log_softmax(_logits(x, linear, log), dim=-1)
+    def __call__(self, x: torch.Tensor, linear: torch.nn.Module, ref: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(self.logits(x, linear), dim=-1)
         ref = ref.reshape(logp.shape).to(logp.dtype)
-        return F.kl_div(logp, ref, log_target=True, reduction="sum") / normaliser
+        return F.kl_div(logp, ref, log_target=True, reduction="sum") / self.normaliser
 
-    return forward_function
+
+def kl_to_reference(ref_logprobs: torch.Tensor) -> KLToReference:
+    """KL(reference || softmax(logits)), mean over rows; the reference is given as log-probabilities (..., vocab)."""
+    return KLToReference(ref_logprobs.shape[:-1].numel())
 
 
 # GRPO labels: one row of these columns per token.
 GRPO_COLUMNS = ("token", "advantage", "old_logprob", "ref_logprob", "mask")
 
 
-def grpo(batch: torch.Tensor, *, clip: float = 0.2, beta: float = 0.04, normaliser: float | None = None,
-         log: CallLog | None = None) -> ForwardFunction:
-    """GRPO per-token policy loss: clipped importance ratio times advantage, plus beta * k3 KL to the reference.
+@dataclass
+class GRPO(Loss):
+    """GRPO per-token policy loss summed over completion tokens, over `normaliser`: clipped importance ratio times
+    advantage, plus beta * k3 KL to the reference."""
 
-    `batch` is (..., 5) with the columns of GRPO_COLUMNS; the mean is over tokens whose mask is 1
-    (`normaliser` overrides that count, for fake tensors).
-    """
-    normaliser = normaliser or max(float(batch[..., 4].sum()), 1.0)
+    clip: float = 0.2
+    beta: float = 0.04
 
-    def forward_function(x: torch.Tensor, linear: torch.nn.Module, b: torch.Tensor) -> torch.Tensor:
-        logp_all = torch.log_softmax(_logits(x, linear, log), dim=-1)
+    def __call__(self, x: torch.Tensor, linear: torch.nn.Module, b: torch.Tensor) -> torch.Tensor:
+        logp_all = torch.log_softmax(self.logits(x, linear), dim=-1)
         b = b.reshape(-1, len(GRPO_COLUMNS))
         logp = logp_all.gather(-1, b[:, 0].long().unsqueeze(-1)).squeeze(-1)
         adv, old, ref, mask = (b[:, i].to(logp.dtype) for i in range(1, 5))
         ratio = torch.exp(logp - old)
-        policy = -torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
+        policy = -torch.minimum(ratio * adv, ratio.clamp(1 - self.clip, 1 + self.clip) * adv)
         kl = torch.exp(ref - logp) - (ref - logp) - 1
-        return ((policy + beta * kl) * mask).sum() / normaliser
+        return ((policy + self.beta * kl) * mask).sum() / self.normaliser
 
-    return forward_function
+
+def grpo(batch: torch.Tensor, *, clip: float = 0.2, beta: float = 0.04, normaliser: float | None = None) -> GRPO:
+    """GRPO per-token policy loss over `batch` (..., 5) with the columns of GRPO_COLUMNS; the mean is over tokens
+    whose mask is 1 (`normaliser` overrides that count, for fake tensors)."""
+    return GRPO(normaliser or max(float(batch[..., 4].sum()), 1.0), clip=clip, beta=beta)
 
 
 # Pieces of the randomly composed loss. Every piece is smooth (no kinks for rounding to flip) and keeps
@@ -168,29 +214,37 @@ class Recipe:
         return f"sum_rows {self.row_map}({inner})  of  {' o '.join(reversed(self.maps)) or 'z'}"
 
 
-def composed(recipe: Recipe, labels: torch.Tensor, *, log: CallLog | None = None) -> ForwardFunction:
-    """The loss `recipe` describes, over token `labels`: ignored rows contribute 0; mean over valid rows."""
-    normaliser = n_valid(labels)
+@dataclass
+class Composed(Loss):
+    """The loss `recipe` describes over token labels: ignored rows contribute 0; summed over rows, over `normaliser`."""
 
-    def forward_function(x: torch.Tensor, linear: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
-        z = _logits(x, linear, log)
-        for name in recipe.maps:
+    recipe: Recipe | None = None
+
+    def __call__(self, x: torch.Tensor, linear: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
+        assert self.recipe is not None
+        z = self.logits(x, linear)
+        for name in self.recipe.maps:
             z = ELEMENTWISE[name](z)
         y = y.reshape(-1)
         valid = y != IGNORE_INDEX
         idx = torch.where(valid, y, 0).unsqueeze(-1)
-        per_row = sum(coef * ROW_REDUCTIONS[name](z, idx) for name, coef in recipe.reductions)
-        return (ROW_MAPS[recipe.row_map](per_row) * valid).sum() / normaliser
+        per_row = sum(coef * ROW_REDUCTIONS[name](z, idx) for name, coef in self.recipe.reductions)
+        return (ROW_MAPS[self.recipe.row_map](per_row) * valid).sum() / self.normaliser
 
-    return forward_function
+
+def composed(recipe: Recipe, labels: torch.Tensor) -> Composed:
+    """The loss `recipe` describes, over token `labels`: ignored rows contribute 0; mean over valid rows."""
+    return Composed(n_valid(labels), recipe=recipe)
 
 
 @dataclass
 class Result:
-    """A loss value and the gradients of `upstream * loss` (None where none arrived)."""
+    """A loss value and the gradients of `upstream * loss` (None where none arrived); for a submission's result,
+    what its forward function received (`log`)."""
 
     loss: torch.Tensor
     grads: dict[str, torch.Tensor | None]
+    log: CallLog = field(default_factory=CallLog)
 
 
 def gradients(x: torch.Tensor, linear: torch.nn.Module) -> dict[str, torch.Tensor | None]:

@@ -1,4 +1,5 @@
-"""D's memory criteria at the puzzle's size: the inputs, the naive full-logit run, and both peaks measured.
+"""D's memory criteria at the puzzle's size: the inputs, the naive full-logit run, and both peaks measured, the
+naive one in the judge and the submission's in its box.
 
 On a GPU the peaks come from the CUDA allocator; elsewhere from fake tensors (`grader.measure.memory`),
 so the full size is decided on a CPU without allocating it.
@@ -6,11 +7,11 @@ so the full size is decided on a CPU without allocating it.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
-from grader.measure.memory import cuda_peak, fake_tensor_peak
+from grader import watchdog
+from grader.box.client import Box, SubmissionError
+from grader.measure.memory import MemoryPeak, cuda_peak, fake_tensor_peak
 from grader.outcomes import not_measured
 from grader.puzzle_d.oracles import ForwardFunction, cross_entropy, grpo
 from grader.puzzle_d.standard import MemoryComparison
@@ -42,24 +43,29 @@ def naive(state: Inputs) -> None:
     forward_function(rows, linear, labels.reshape(rows.shape[0], *labels.shape[X.dim() - 1:])).backward()
 
 
-def measure(memory_efficient_linear: Callable[..., torch.Tensor], device: torch.device,
-            loss: str) -> tuple[MemoryComparison, str]:
-    """Peaks of the submission (its own chunk size) and of `naive` on the puzzle-size `loss`, and where measured.
+MEMORY_FLOOR_S = 600.0  # forward + backward at the puzzle's size: on fake tensors, seconds; on a GPU, the real thing
+
+
+def measure(box: Box, device: torch.device, loss: str) -> tuple[MemoryComparison, str]:
+    """Peaks of the submission (its own chunk size, measured in its box: `grader.puzzle_d.tasks.memory`) and of
+    `naive` (measured here, in the judge) on the puzzle-size `loss`, and where measured.
 
     Not measured (a skip) when the submission cannot run on fake tensors off a GPU.
     """
-    def candidate(state: Inputs) -> None:
-        memory_efficient_linear(*state).backward()
-
-    if device.type == "cuda":
-        setup = lambda: puzzle_inputs(device, loss)  # noqa: E731
-        return (MemoryComparison(cuda_peak(setup, candidate), cuda_peak(setup, naive), PUZZLE_TEXT),
-                torch.cuda.get_device_name())
-    setup = lambda: puzzle_inputs(torch.device("cpu"), loss)  # noqa: E731
-    naive_peak = fake_tensor_peak(setup, naive)
+    on_gpu = device.type == "cuda"
+    setup = lambda: puzzle_inputs(device if on_gpu else torch.device("cpu"), loss)  # noqa: E731
+    naive_peak = cuda_peak(setup, naive) if on_gpu else fake_tensor_peak(setup, naive)
+    if on_gpu:
+        torch.cuda.empty_cache()  # the judge's cached blocks back to the device, for the box's measurement
     try:
-        peak = fake_tensor_peak(setup, candidate)
-    except Exception as exc:  # an operator without a fake implementation, a data-dependent branch, ...
-        not_measured(f"the submission could not run on fake tensors ({type(exc).__name__}: {exc}); "
-                     "measure it on a GPU")
-    return MemoryComparison(peak, naive_peak, PUZZLE_TEXT), "fake-tensor estimate on CPU (kernel workspaces not counted)"
+        got = box.run("D.memory", loss, deadline=watchdog.deadline(device.type, floor_s=MEMORY_FLOOR_S))
+    except SubmissionError as exc:
+        if exc.undecidable:
+            not_measured(exc.undecidable)
+        if on_gpu:
+            raise AssertionError(f"memory_efficient_linear raised at the puzzle's size: {exc.describe()}") from None
+        # an operator without a fake implementation, a data-dependent branch, ...
+        not_measured(f"the submission could not run on fake tensors ({exc.describe()[:300]}); measure it on a GPU")
+    peak = MemoryPeak(int(got["peak_bytes"]), int(got["retained_bytes"]), str(got["method"]))
+    where = torch.cuda.get_device_name() if on_gpu else "fake-tensor estimate on CPU (kernel workspaces not counted)"
+    return MemoryComparison(peak, naive_peak, PUZZLE_TEXT), where

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from hypothesis import assume
 
+from grader import watchdog
+from grader.box.client import Box, SubmissionError
 from grader.compare import mismatch_report, nonfinite_report, relative_norm
 from grader.measure.memory import MemoryPeak
-from grader.puzzle_d.oracles import ForwardFunction, Result, full_logit, gradients
+from grader.outcomes import not_measured
+from grader.puzzle_d.oracles import CallLog, ForwardFunction, Result, full_logit
+from grader.puzzle_d.training import TrainingRun
 
 # ---- Parity with the full-logit computation --------------------------------------------------------------
 #
@@ -121,23 +126,13 @@ def row_sums(X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor, for
     return sums
 
 
-class ChunkCount:
-    """Wraps a forward function and counts the chunks a submission runs it on (over all its passes)."""
-
-    def __init__(self, forward_function: ForwardFunction):
-        self._fn = forward_function
-        self._rows: list[int] = []
-
-    def __call__(self, x: torch.Tensor, linear: torch.nn.Module, labels: torch.Tensor) -> torch.Tensor:
-        self._rows.append(x.reshape(-1, x.shape[-1]).shape[0])
-        return self._fn(x, linear, labels)
-
-    def chunks(self, rows: int) -> int:
-        """Chunks per pass over `rows` rows (a recompute in backward is a second pass), at most `rows`."""
-        calls = [n for n in self._rows if n]
-        if not calls:
-            return 1
-        return max(1, min(rows, math.ceil(len(calls) * rows / sum(calls) - 1e-9)))
+def chunks_per_pass(rows_seen: list[int], rows: int) -> int:
+    """Chunks per pass over `rows` rows, from the rows of every call of the forward function (a recompute in
+    backward is a second pass), at most `rows`."""
+    calls = [n for n in rows_seen if n]
+    if not calls:
+        return 1
+    return max(1, min(rows, math.ceil(len(calls) * rows / sum(calls) - 1e-9)))
 
 
 @dataclass(frozen=True)
@@ -194,48 +189,57 @@ def _summing(accumulation: Accumulation | None) -> str:
             f"{str(accumulation.dtype).removeprefix('torch.')}")
 
 
-def run_candidate(fn: Callable[..., torch.Tensor], X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
-                  forward_function: ForwardFunction, chunk_size: int | None, upstream: float) -> Result:
-    """Call the submission on copies of the inputs, backpropagate `upstream`, collect loss and gradients."""
-    lin = copy.deepcopy(linear)
-    lin.zero_grad(set_to_none=True)
-    x = X.detach().clone().requires_grad_(True)
-    out = fn(x, lin, labels.clone(), forward_function, chunk_size)
-    assert isinstance(out, torch.Tensor) and out.numel() == 1, (
-        f"memory_efficient_linear must return a scalar tensor, got {type(out).__name__} "
-        f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}")
-    assert out.requires_grad, "the result does not require grad: no gradient can reach X, weight or bias"
-    out.backward(torch.tensor(upstream, dtype=out.dtype, device=out.device))
-    return Result(out.detach().reshape(()), gradients(x, lin))
+def run_candidate(box: Box, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
+                  forward_function: ForwardFunction, chunk_size: int | None, upstream: float, *, deadline: float,
+                  keep: str | None = None) -> tuple[Result, dict[str, Any]]:
+    """The submission in its box on copies of the inputs, backpropagating `upstream` (`grader.puzzle_d.tasks.run`):
+    its result (loss, gradients, what its forward function received) and the call's facts. AssertionError when the
+    submission raised or returned no scalar that requires grad; not measured where a CPU cannot decide."""
+    try:
+        got = box.run("D.run", X, linear, labels, forward_function, chunk_size, upstream, keep=keep, deadline=deadline)
+    except SubmissionError as exc:
+        if exc.undecidable:
+            not_measured(exc.undecidable)
+        raise AssertionError(exc.describe() if exc.error["fault"] else
+                             f"memory_efficient_linear raised {exc.describe()}") from None
+    log = got["log"]
+    return Result(got["loss"], got["grads"], CallLog(log["rows"], log["linear_out_dtypes"], log["loss_in_dtypes"])), got
 
 
 class Judge:
     """The parity judge for one test: runs the submission on problems and keeps a running summary."""
 
-    def __init__(self, memory_efficient_linear: Callable[..., torch.Tensor]):
-        self._fn = memory_efficient_linear
+    def __init__(self, box: Box, on_judged: Callable[[str], None] = lambda summary: None):
+        self._box, self._on_judged = box, on_judged
         self._used: list[float] = []
         self._dtypes: set[str] = set()
+        self.last: Result | None = None  # the submission's latest result, judged or not
 
     def __call__(self, criterion: str, inputs: str, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
-                 forward_function: ForwardFunction, chunk_size: int | None, upstream: float, *,
-                 candidate_forward: ForwardFunction | None = None) -> Result:
+                 forward_function: ForwardFunction, chunk_size: int | None, upstream: float) -> Result:
         """Judge the submission on one problem; AssertionError names `criterion`, `inputs` and every bad tensor.
 
-        The submission gets `candidate_forward` when given (the same loss with a `CallLog` attached, say),
-        otherwise `forward_function`. Returns the candidate's result.
+        Returns the candidate's result (with what its forward function received, `Result.log`).
         """
+        self.last = None
+        start = time.perf_counter()
         truth = full_logit(X, linear, labels, forward_function, upstream, dtype=torch.float64)
         plain = natives(X, linear, labels, forward_function, upstream, chunk_size)
+        reference_s = time.perf_counter() - start
         # An example the dtype cannot hold natively (a 16-bit gradient overflowing) judges nothing: draw another.
         assume(all(bool(torch.isfinite(t).all()) for n in plain for t in (n.loss, *n.grads.values()) if t is not None))
-        counted = ChunkCount(candidate_forward or forward_function)
-        got = run_candidate(self._fn, X, linear, labels, counted, chunk_size, upstream)
+        try:
+            got, _ = run_candidate(self._box, X, linear, labels, forward_function, chunk_size, upstream,
+                                   deadline=watchdog.deadline(X.device.type, reference_s))
+        except AssertionError as exc:
+            raise AssertionError(f"D.{criterion}: {exc}\ninputs: {inputs}, chunk_size={chunk_size}, "
+                                 f"upstream={upstream:g}") from None
+        self.last = got
         tensors = {"loss": (got.loss, [n.loss for n in plain], truth.loss),
-                   **{name: (got.grads[name], [n.grads[name] for n in plain], expected)
+                   **{name: (got.grads.get(name), [n.grads[name] for n in plain], expected)
                       for name, expected in truth.grads.items()}}
 
-        chunks = counted.chunks(math.prod(X.shape[:-1]))
+        chunks = chunks_per_pass(got.log.rows, math.prod(X.shape[:-1]))
 
         def judged(sums: dict[str, torch.Tensor]) -> list[Precision]:
             """Every tensor by the parity rule; those named in `sums` with their accumulation term."""
@@ -253,6 +257,7 @@ class Judge:
                              f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
         self._used.append(max(c.used for c in checks))
         self._dtypes.add(str(X.dtype).removeprefix("torch."))
+        self._on_judged(self.summary())
         return got
 
     def summary(self) -> str:
@@ -309,15 +314,6 @@ LOSS_TOLERANCE = 1e-4
 GRADIENT_TOLERANCE = 1e-4
 # Final weights, relative to the distance training moved them: 1e-2 (measured 1.3e-3, the AdamW amplification).
 WEIGHT_TOLERANCE = 1e-2
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """What one model's training left: per-step losses, first-step gradients, final weights (parameter order)."""
-
-    losses: list[float]
-    first_grads: list[torch.Tensor]
-    final: list[torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""The submission as the judge knows it: never imported here, run in one box per puzzle (`grader.box`).
+
+`BoxedSubmission.require(puzzle)` is what a test's entry-point fixture asks for: the puzzle's `Box`, once its
+runner has loaded the submission and found the entry point; otherwise the test fails with the contract's words,
+or stops as not attempted when the submission does not provide that puzzle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+import pytest
+
+from grader.box.client import Box, BoxStopped
+from grader.box.sandbox import BoxInfo
+from grader.outcomes import not_attempted
+from grader.rubric import PUZZLES
+from grader.submission import SIGNATURES, display_name
+
+
+class BoxedSubmission:
+    """A submission spec and its boxes, one per puzzle, started on first use."""
+
+    def __init__(self, spec: str, *, root: Path, device: str, info: BoxInfo,
+                 progress: Callable[[str], None] | None) -> None:
+        self.spec, self.root, self.device, self.info, self.progress = spec, root, device, info, progress
+        self._boxes: dict[str, Box] = {}
+
+    @property
+    def name(self) -> str:
+        """A short display name for scorecards."""
+        return display_name(self.spec)
+
+    def box(self, puzzle: str) -> Box:
+        """The puzzle's box (its runner starts on first use)."""
+        if puzzle not in self._boxes:
+            self._boxes[puzzle] = Box(puzzle=puzzle, spec=self.spec, root=self.root, device=self.device,
+                                      info=self.info, progress=self.progress)
+        return self._boxes[puzzle]
+
+    def close(self) -> None:
+        """End every runner."""
+        for box in self._boxes.values():
+            box.close()
+
+    def provides(self, puzzle: str, *, via: str | None = None) -> bool:
+        """Whether the submission defines `puzzle`'s entry point, as the box of `via` (default: `puzzle`) found."""
+        hello = self.box(via or puzzle).describe()
+        return bool(hello["loaded"] and hello["entries"][puzzle]["present"])
+
+    def require(self, puzzle: str) -> Box:
+        """The puzzle's box for a test: fails on a contract error, stops as not attempted when the puzzle's entry
+        point is absent (but fails when no puzzle's is: a submission of nothing is broken, not partial)."""
+        box = self.box(puzzle)
+        entry = PUZZLES[puzzle].entry_point
+        try:
+            hello = box.describe()
+        except BoxStopped as exc:
+            pytest.fail(f"contract: puzzle {puzzle}: {self.name}.{entry}: the submission's process did not start: "
+                        f"{exc}", pytrace=False)
+        if not hello["loaded"]:
+            pytest.fail(f"contract: puzzle {puzzle}: {self.name}.{entry}: the submission could not be loaded:\n"
+                        f"{hello['load_error']}", pytrace=False)
+        found = hello["entries"]
+        if not found[puzzle]["present"]:
+            if not any(e["present"] for e in found.values()):
+                expected = ", ".join(f"{PUZZLES[p].entry_point}({', '.join(SIGNATURES[p])})" for p in PUZZLES)
+                pytest.fail(f"contract: puzzle {puzzle}: {self.name} defines no {entry}() and no other puzzle's entry "
+                            f"point either; expected at least one of {expected}; it defines "
+                            f"{hello['callables'] or 'no functions'}", pytrace=False)
+            not_attempted(f"{self.name} defines no {entry}() for puzzle {puzzle}")
+        if found[puzzle]["error"]:
+            pytest.fail(f"contract: {found[puzzle]['error']}", pytrace=False)
+        return box
+
+    def calls(self) -> int:
+        """Requests answered or attempted so far, over every box."""
+        return sum(b.calls for b in self._boxes.values())
+

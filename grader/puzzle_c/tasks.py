@@ -1,0 +1,92 @@
+"""Puzzle C's task: the compiled training run, in the submission's box (`grader.box.tasks`).
+
+`C.train` builds the QLoRA Llama from the same spec and seed as the judge's oracle, finds the ops the submission's
+own puzzle-A kernel traces to (when asked), hands the model to `compile_qlora` and trains what comes back under
+`grader.measure.dynamo.record()`, along the oracle's trajectory when the judge sends it. A crash is kept, not
+raised: the reply carries what was measured up to it, and the error with the submission's frame.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+import torch
+
+from grader.box.tasks import Context, task
+from grader.llama import ModelSpec
+from grader.puzzle_c.builders import Schedule
+
+
+@task("C.train")
+def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype: torch.dtype,
+          follow: list[dict[str, torch.Tensor]] | None, keep: bool, probe_part_a: bool) -> dict[str, Any]:
+    """Compile and train; returns the run's record, the trainable names, dynamo's report, the A probe and the error."""
+    import bitsandbytes as bnb
+
+    from grader.measure import dynamo
+    from grader.puzzle_c import oracles
+    from grader.puzzle_c.builders import build_qlora_model
+
+    device = ctx.device
+    model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
+    names = oracles.canonical_names(model)
+    out: dict[str, Any] = {"names": None, "error": None, "part_a_ops": None, "part_a_error": None, "dynamo": None}
+    if probe_part_a:
+        out.update(_probe_part_a(ctx, model))
+    torch._dynamo.reset()
+    record = oracles.TrainRecord()
+    trajectory = oracles.TrainRecord(step_weights=follow) if follow is not None else None
+    steps = f"{spec.name}, {len(schedule.steps)} optimizer steps"
+    try:
+        # On a GPU, inductor's caches are off: compile time is then honest, and every graph is lowered (so
+        # max-autotune's matmul templates are seen). On a CPU they stay on, in the box's private directory.
+        # bitsandbytes' CPU kernels torch.compile themselves when they run; those graphs are not the
+        # submission's and are left out of every count.
+        with ctx.progress.step("C: compile_qlora and training through it", f"{steps}; compiling can take minutes"), \
+                dynamo.record(disable_inductor_caches=device.type == "cuda",
+                              ignore=(os.path.dirname(bnb.__file__),)) as report:
+            out["dynamo"] = report
+            trained = ctx.entry()(model)
+            if not isinstance(trained, torch.nn.Module):
+                raise TypeError(f"compile_qlora returned {type(trained).__name__}, expected a torch.nn.Module")
+            out["names"] = sorted(oracles.trainable_weights(trained, names))
+            oracles.train(trained, schedule, dtype=dtype, device=device, record=record,
+                          compilations=lambda: report.compilations, names=names, keep=keep, follow=trajectory)
+    except Exception as exc:  # judged by every test, not raised here
+        where = _innermost(exc, ctx.submission.files)
+        out["error"] = f"{type(exc).__name__}: {str(exc)[:1500]} ({where})"
+        hits = out["dynamo"].recompile_limit_hits if out["dynamo"] else []
+        if hits:
+            out["error"] += "\n" + "\n".join(" ".join(line.strip() for line in h.splitlines()[:3]) for h in hits)
+    out["record"] = record
+    return out
+
+
+def _innermost(exc: BaseException, submission_files: tuple[str, ...]) -> str:
+    """`file:line` of the innermost frame in the submission's files, else of the innermost frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if any(f.filename == p or f.filename.startswith(p.rstrip("/") + "/")
+                                    for p in submission_files)]
+    where = (own or frames)[-1] if frames else None
+    return f"{where.filename}:{where.lineno}" if where else "no traceback"
+
+
+def _probe_part_a(ctx: Context, model: torch.nn.Module) -> dict[str, Any]:
+    """The ops the submission's own `dequantize_nf4` traces to, on one of the model's 4-bit weights."""
+    import bitsandbytes as bnb
+
+    from grader.measure.dynamo import ops_traced
+
+    if not ctx.submission.provides("A"):
+        return {}
+    layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    weight, quant_state = layer.weight.data, layer.weight.quant_state
+    try:
+        dequantize = ctx.entry("A")
+        ops = ops_traced(lambda w: dequantize(w, quant_state), weight)
+    except Exception as exc:
+        return {"part_a_error": f"the submission's dequantize_nf4 did not run under torch.compile here: "
+                                f"{type(exc).__name__}: {str(exc)[:300]}"}
+    return {"part_a_ops": sorted(op for op in ops if "::" in op and op.split("::")[0] not in ("aten", "prims"))}
