@@ -13,6 +13,20 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
   fi
 fi
+# bubblewrap: the sandbox each submission runs in (grader.box). Without it grading still works, unboxed, and every
+# scorecard says so; `--box bwrap` then refuses to grade.
+if ! command -v bwrap >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null 2>&1 \
+      && $SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1; } || true
+  elif command -v dnf >/dev/null 2>&1; then
+    $SUDO dnf install -y -q bubblewrap >/dev/null 2>&1 || true
+  fi
+  command -v bwrap >/dev/null 2>&1 || echo "warning: bubblewrap (bwrap) could not be installed here: submissions will" \
+    "run unboxed, and every scorecard will say so (install bubblewrap to box them)" >&2
+fi
 EXTRAS=$(IFS=,; echo "$*")
 "$PY" -m pip install -q -e ".${EXTRAS:+[$EXTRAS]}"
 "$PY" -c "import torch, triton, bitsandbytes, transformers, peft, hypothesis; print('installed: torch', torch.__version__, '| triton', triton.__version__, '| bitsandbytes', bitsandbytes.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)" 2>&1 | grep -v "kernels-community"
+"$PY" -c "from grader.box import sandbox; from grader.report import box_line; print(box_line(sandbox.probe('auto').as_json()))"

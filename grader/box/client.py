@@ -40,7 +40,7 @@ START_DEADLINE_S = 600.0  # importing torch, Triton and the submission (a first 
 STDERR_TAIL_LINES = 15  # of the runner's own output, quoted when it ends without a better reason
 _SIGNAL_HINTS = {
     "SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGABRT": "aborted, e.g. a failed CUDA or C++ assertion",
-    "SIGKILL": "killed from outside, most often by the out-of-memory killer", "SIGILL": "illegal instruction",
+    "SIGKILL": "killed outright: by itself, from outside, or by the out-of-memory killer", "SIGILL": "illegal instruction",
     "SIGFPE": "arithmetic fault",
 }
 class SubmissionError(Exception):

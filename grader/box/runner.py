@@ -45,6 +45,8 @@ class _ProgressPipe:
 
 
 def _serve(exchange: Path, infile: BinaryIO, outfile: BinaryIO, ctx: Any, watch: Any, hello: dict[str, Any]) -> None:
+    import torch
+
     from grader.box import wire
     from grader.box.tasks import TASKS, describe_error
 
@@ -69,6 +71,8 @@ def _serve(exchange: Path, infile: BinaryIO, outfile: BinaryIO, ctx: Any, watch:
             reply = {"ok": False, "error": describe_error(exc, ctx.submission.files)}
         finally:
             faulthandler.cancel_dump_traceback_later()
+        if ctx.device.type == "cuda" and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()  # what the submission's allocations left cached goes back, for the judge
         reply["state"] = watch.report()
         try:
             wire.save_reply(reply, wire.reply_path(exchange, n))

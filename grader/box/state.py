@@ -155,7 +155,9 @@ class Tampering:
 
     def __str__(self) -> str:
         if self.now is self.original:
-            return f"{self.owner}.{self.name} had its code swapped in place (now {describe(self.now.__code__)})"
+            code = (self.now.fget if isinstance(self.now, property) else self.now).__code__
+            return (f"{self.owner}.{self.name} had its code swapped in place (its code now comes from "
+                    f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno})")
         return f"{self.owner}.{self.name} was replaced by {describe(self.now) if self.now is not None else 'nothing (deleted)'}"
 
 
@@ -292,6 +294,7 @@ class Watch:
         self.undone = []
         fresh = [line for line in dict.fromkeys(lines) if line not in self.reported]
         self.reported.update(fresh)
+        said = [str(t) for t in tampered]  # before the originals are back
         if tampered:
             self.pristine.restore(tampered)
-        return {"changed": fresh, "tampered": [str(t) for t in tampered]}
+        return {"changed": fresh, "tampered": said}

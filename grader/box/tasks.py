@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from grader.interpreter import limitation
 from grader.progress import Progress
 from grader.submission import Loaded
 
@@ -55,8 +56,6 @@ class SubmissionFault(Exception):
 def describe_error(exc: BaseException, submission_files: tuple[str, ...]) -> dict[str, Any]:
     """An exception as plain data: its type and message, the innermost frame in the submission's own files (if
     any), the last frames, and why a CPU cannot decide it (`grader.interpreter.limitation`) where that applies."""
-    from grader.interpreter import limitation
-
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if any(f.filename == p or f.filename.startswith(p.rstrip("/") + "/")
                                     for p in submission_files)]

@@ -14,9 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import time
+
 import torch
 
 from grader.box.tasks import Context, task
+from grader.compare import fingerprint
+from grader.interpreter import limitation
+from grader.measure.device_work import cuda_kernels, record_device_work
+from grader.measure.launches import CACHE_HINT, INLINE_ASM, compile_for, record_launches
+from grader.measure.timing import time_interleaved
+from grader.puzzle_a import oracles
+from grader.submission import unguarded
 
 _STATE_TENSORS = ("absmax", "code", "offset")
 _STATE_VALUES = ("blocksize", "dtype", "shape", "nested", "quant_type")
@@ -90,11 +99,12 @@ def call(ctx: Context, weight: torch.Tensor, quant_state: Any, *, keep: str | No
     if weight.is_cuda:  # the caller's stream only: work left on a side stream must not be waited for here
         torch.cuda.current_stream(weight.device).synchronize()
     facts = describe_output(out, inputs, ctx.kept)
+    # What a caller reads right after the call, copied on its stream now (a side stream may still be writing).
+    seen = _plain(out).clone() if facts["plain"] else None
     facts["state_changes"] = _attribute_changes(quant_state, before)
     if keep is not None:
         ctx.kept[keep] = out
-    return {"output": _plain(out) if facts["plain"] else None, "facts": facts,
-            "inputs_after": [_plain(t) for t in inputs]}
+    return {"output": seen, "facts": facts, "inputs_after": [_plain(t) for t in inputs]}
 
 
 @task("A.launches")
@@ -102,9 +112,6 @@ def launches(ctx: Context, cases: list[tuple[torch.Tensor, Any]]) -> dict[str, A
     """Of the first case the entry point runs on: the launches of a warm call (kernel names, compiled code's
     hints, sm_75/sm_90 compiles), the torch work and allocations of another, and the CUDA kernels the profiler
     sees. `tried` says why earlier cases were passed over (the error, and why this machine cannot decide it)."""
-    from grader.interpreter import limitation
-    from grader.measure.device_work import cuda_kernels, record_device_work
-    from grader.measure.launches import CACHE_HINT, INLINE_ASM, compile_for, record_launches
 
     fn = ctx.entry()
     tried = []
@@ -162,8 +169,6 @@ _BASELINES = ("fast_dequantize", "bnb")
 
 
 def _baseline(name: str):
-    from grader.puzzle_a import oracles
-
     if name == "fast_dequantize":
         return oracles.fast_dequantize
     return lambda w, qs: oracles.bnb_dequantize(oracles.Quantized(w, qs))
@@ -175,9 +180,6 @@ def timing(ctx: Context, weights: list[list[tuple[torch.Tensor, Any]]], *, outpu
     (`grader.measure.timing.time_interleaved`), for each weight slot: `weights[k]` holds the slot's input copies,
     rotated between calls. Per slot also the fingerprint (`grader.compare.fingerprint`) of every timed candidate
     output, by input copy, and with `outputs` one untimed output per copy, for the judge to check."""
-    from grader.compare import fingerprint
-    from grader.measure.timing import time_interleaved
-    from grader.submission import unguarded
 
     fn = unguarded(ctx.entry())  # timing loops measure the submission, not the grader's checks around a call
     results = []
@@ -186,7 +188,8 @@ def timing(ctx: Context, weights: list[list[tuple[torch.Tensor, Any]]], *, outpu
 
         def observe(name: str, i: int, out: Any) -> None:
             if name == "candidate":
-                prints[i].append(fingerprint(out) if isinstance(out, torch.Tensor) else torch.tensor(-1))
+                prints[i].append(fingerprint(out) if isinstance(out, torch.Tensor)
+                                 else torch.full((), -1, dtype=torch.int64, device=ctx.device))
 
         calls = {"candidate": lambda i: fn(*copies[i]),
                  **{b: (lambda i, f=_baseline(b): f(*copies[i])) for b in _BASELINES}}
@@ -204,10 +207,6 @@ def timing(ctx: Context, weights: list[list[tuple[torch.Tensor, Any]]], *, outpu
 def protocol(ctx: Context, cases: list[list[tuple[torch.Tensor, Any]]], who: str) -> list[float]:
     """The notebook's timing loop for `who` ("candidate" or "fast_dequantize"): per case, 1000 x (up, gate, down),
     synchronising after each call; the seconds per case (host clock, after the device is idle)."""
-    import time
-
-    from grader.submission import unguarded
-
     fx = unguarded(ctx.entry()) if who == "candidate" else _baseline(who)
     seconds = []
     for layers in cases:

@@ -12,23 +12,21 @@ import os
 import traceback
 from typing import Any
 
+import bitsandbytes as bnb
 import torch
 
 from grader.box.tasks import Context, task
 from grader.llama import ModelSpec
-from grader.puzzle_c.builders import Schedule
+from grader.measure import dynamo
+from grader.measure.dynamo import ops_traced
+from grader.puzzle_c import oracles
+from grader.puzzle_c.builders import Schedule, build_qlora_model
 
 
 @task("C.train")
 def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype: torch.dtype,
           follow: list[dict[str, torch.Tensor]] | None, keep: bool, probe_part_a: bool) -> dict[str, Any]:
     """Compile and train; returns the run's record, the trainable names, dynamo's report, the A probe and the error."""
-    import bitsandbytes as bnb
-
-    from grader.measure import dynamo
-    from grader.puzzle_c import oracles
-    from grader.puzzle_c.builders import build_qlora_model
-
     device = ctx.device
     model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
     names = oracles.canonical_names(model)
@@ -75,10 +73,6 @@ def _innermost(exc: BaseException, submission_files: tuple[str, ...]) -> str:
 
 def _probe_part_a(ctx: Context, model: torch.nn.Module) -> dict[str, Any]:
     """The ops the submission's own `dequantize_nf4` traces to, on one of the model's 4-bit weights."""
-    import bitsandbytes as bnb
-
-    from grader.measure.dynamo import ops_traced
-
     if not ctx.submission.provides("A"):
         return {}
     layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))

@@ -17,7 +17,10 @@ from typing import Any
 import torch
 
 from grader.box.tasks import Context, SubmissionFault, task
+from grader.measure.memory import cuda_peak, fake_tensor_peak
+from grader.puzzle_d import training
 from grader.puzzle_d.oracles import CallLog, Loss, exact_matmuls, gradients
+from grader.puzzle_d.puzzle_size import puzzle_inputs
 
 
 def _storage(t: Any) -> int | None:
@@ -59,9 +62,6 @@ def run(ctx: Context, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Te
 def memory(ctx: Context, loss: str) -> Any:
     """The submission's peak at the puzzle's size on `loss` ("ce" or "grpo"), forward + backward, its own chunk
     size: from the CUDA allocator on a GPU, from fake tensors elsewhere."""
-    from grader.measure.memory import cuda_peak, fake_tensor_peak
-    from grader.puzzle_d.puzzle_size import puzzle_inputs
-
     fn = ctx.entry()
 
     def candidate(state: Any) -> None:
@@ -78,8 +78,6 @@ def memory(ctx: Context, loss: str) -> Any:
 @task("D.llama")
 def llama(ctx: Context) -> Any:
     """The Llama of `grader.puzzle_d.training`, its LM head and loss through the submission."""
-    from grader.puzzle_d import training
-
     with exact_matmuls():
         model = training.build(ctx.device)
         run = training.train(model, training.batches(model, ctx.device),
