@@ -23,52 +23,18 @@ import json
 import os
 import queue
 import random
-import signal
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from grader.profiles import DEFAULT_PROFILE
-from grader.report import PuzzleCard, leaderboard_markdown, scorecard_json, write_json
+from grader.report import leaderboard_markdown, scorecard_json, write_json
 from grader.results import reproduce_command
-from grader.rubric import PUZZLES, Outcome, score
-
-REPO = Path(__file__).resolve().parent.parent
-TAIL_LINES = 15
-_SIGNAL_HINTS = {
-    "SIGSEGV": "segmentation fault: the submission crashed the interpreter",
-    "SIGBUS": "bus error: the submission crashed the interpreter",
-    "SIGABRT": "aborted, e.g. a failed CUDA or C++ assertion",
-    "SIGKILL": "killed from outside, most often by the out-of-memory killer",
-    "SIGILL": "illegal instruction",
-    "SIGFPE": "arithmetic fault",
-}
-
-
-@dataclass
-class Job:
-    """One worker: a submission's puzzle."""
-
-    spec: str
-    name: str
-    puzzle: str
-
-
-@dataclass
-class WorkerResult:
-    """What one worker left: its puzzle card (real or synthesized), exit status, time and failure reason."""
-
-    job: Job
-    card: dict[str, Any] | None
-    exit_code: int | None
-    seconds: float
-    reason: str | None
-    log: Path
+from grader.rubric import PUZZLES
+from grader.worker import Job, WorkerResult, failed_card, plan, progress_line, run_worker, worker_command
 
 
 def expand(specs: Sequence[str]) -> list[str]:
@@ -120,73 +86,6 @@ def _option_values(args: Sequence[str], option: str) -> list[str]:
     return values
 
 
-def worker_command(job: Job, seed: int, score_json: Path, pytest_args: Sequence[str]) -> list[str]:
-    """The pytest command line of one worker (only the puzzle's own test directory is collected). The worker
-    process is the isolation here (`--no-isolation`: no pytest-xdist worker inside it)."""
-    spec = str(Path(job.spec).resolve()) if Path(job.spec).exists() or job.spec.endswith(".py") else job.spec
-    return [sys.executable, "-m", "pytest", str(REPO / "grader" / f"puzzle_{job.puzzle.lower()}"),
-            "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q", "--submission", spec, "--puzzle", job.puzzle,
-            "--grader-seed", str(seed), "--score-json", str(score_json), "--no-isolation", *pytest_args]
-
-
-def failed_card(puzzle: str, reason: str, criteria: Sequence[str]) -> dict[str, Any]:
-    """The puzzle card of a worker that left no scorecard: its gates fail with `reason`, nothing else is measured."""
-    p = PUZZLES[puzzle]
-    names = [c.name for c in p.criteria if not criteria or f"{puzzle}.{c.name}" in criteria or c.kind == "gate"]
-    outcomes = {n: Outcome("failed", detail=reason) if p.criterion(n).kind == "gate"
-                else Outcome("not_measured", detail="not graded: the worker stopped (see the gate's reason)")
-                for n in names}
-    return PuzzleCard(puzzle, score(p, outcomes), outcomes).as_json()
-
-
-def _tail(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-TAIL_LINES:])
-
-
-def run_worker(job: Job, seed: int, work: Path, timeout: float, pytest_args: Sequence[str],
-               gpu: str | None) -> WorkerResult:
-    """Run one worker to its end or its time limit; never raises for anything the submission does."""
-    work.mkdir(parents=True, exist_ok=True)
-    score_json, log = work / f"{job.puzzle}.json", work / f"{job.puzzle}.log"
-    score_json.unlink(missing_ok=True)
-    env = dict(os.environ)
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
-    start = time.monotonic()
-    timed_out = False
-    with log.open("w") as out:
-        proc = subprocess.Popen(worker_command(job, seed, score_json, pytest_args), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)  # the worker's own process group: its children go too
-            rc = proc.wait()
-    seconds = time.monotonic() - start
-    card = None
-    if score_json.exists():
-        card = json.loads(score_json.read_text())
-    entry = PUZZLES[job.puzzle].entry_point
-    reason = None
-    if timed_out:
-        reason = f"exceeded the per-puzzle time limit of {timeout:g} s (--timeout-per-puzzle) and was stopped"
-    elif rc < 0:
-        name = signal.Signals(-rc).name if -rc in signal.valid_signals() else f"signal {-rc}"
-        reason = f"was killed by {name}" + (f" ({_SIGNAL_HINTS[name]})" if name in _SIGNAL_HINTS else "")
-    elif card is None or job.puzzle not in card.get("puzzles", {}):
-        reason = f"exited with status {rc} without grading the puzzle"
-    if reason is not None:
-        reason = (f"puzzle {job.puzzle}: the grading worker for {job.name}.{entry}() {reason} after {seconds:.0f} s; "
-                  f"the puzzle scores 0. Last output:\n{_tail(log)}")
-        card = None  # a scorecard from a worker that crashed or was stopped is not a complete grading
-    return WorkerResult(job, card, None if timed_out else rc, seconds, reason, log)
-
-
 def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult], pytest_args: Sequence[str],
                     criteria: Sequence[str]) -> dict[str, Any]:
     """One submission's scorecard, merged from its puzzles' workers (a synthesized card for a worker that died)."""
@@ -211,29 +110,11 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
                           reproduce=reproduce, puzzles=puzzles, box=box, name=name, workers=workers)
 
 
-def _progress(done: int, total: int, r: WorkerResult) -> str:
-    p = r.card["puzzles"][r.job.puzzle] if r.card is not None else None
-    if p is None:
-        verdict = "FAILED (" + (r.reason or "").split(" after ")[0].split(f"{r.job.name}.")[-1] + ")"
-    elif not p["attempted"]:
-        verdict = "not attempted"
-    else:
-        crit = p["criteria"].values()
-        verdict = (f"{p['score']}/{p['max']}, {sum(c['status'] == 'passed' for c in crit)}/{len(crit)} criteria passed"
-                   + ("" if p["correct"] else ", gate failed"))
-    return f"[{done}/{total}] {r.job.name} puzzle {r.job.puzzle}: {verdict} ({r.seconds:.0f} s)"
-
-
 def write_leaderboard(cards: list[dict[str, Any]], out: Path) -> None:
     """`out/leaderboard.json` (every scorecard) and `out/leaderboard.md` (the table)."""
     seeds = sorted({c["grader_seed"] for c in cards})
     write_json(out / "leaderboard.json", {"grader_seeds": seeds, "submissions": cards})
     (out / "leaderboard.md").write_text(leaderboard_markdown(cards))
-
-
-def _plan(work: Sequence[Job]) -> str:
-    return (f"{len(dict.fromkeys(j.name for j in work))} submissions x puzzles "
-            f"{','.join(dict.fromkeys(j.puzzle for j in work))}")
 
 
 def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: float, seed: int, out: Path,
@@ -244,7 +125,7 @@ def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: f
         slots.put(gpus[i % len(gpus)] if gpus else None)
     lock = threading.Lock()
     done: list[WorkerResult] = []
-    print(f"grader.batch: {_plan(work)} = {len(work)} workers, {jobs} at a time"
+    print(f"grader.batch: {plan(work)} = {len(work)} workers, {jobs} at a time"
           f"{' on GPUs ' + ','.join(gpus) if gpus else ''}; grader seed {seed}; output in {out}", flush=True)
 
     def run(job: Job) -> WorkerResult:
@@ -258,7 +139,7 @@ def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: f
             slots.put(gpu)
         with lock:
             done.append(result)
-            print(_progress(len(done), len(work), result), flush=True)
+            print(progress_line(len(done), len(work), result), flush=True)
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

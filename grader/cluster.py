@@ -1,7 +1,7 @@
 """Grade on a Ray cluster: `python -m grader.batch SUBMISSIONS... --ray [ADDRESS]`.
 
 One Ray task per (submission, puzzle), asking for one GPU where the cluster has GPUs, else one CPU. Each task
-runs `grader.batch.run_worker` (the same isolated pytest worker as a run on one host: same seed, same
+runs `grader.worker.run_worker` (the same isolated pytest worker as a run on one host: same seed, same
 per-puzzle time limit, same crash and hang verdicts) in a scratch directory of the node it lands on, and
 returns the worker's puzzle card, exit status, time, reason and the last `LOG_CAP` bytes of its log. The driver
 writes the logs under `OUT/work/NAME/P.log` and builds the scorecards and the leaderboard exactly as a local run.
@@ -32,9 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
 
-from grader import batch
-from grader.batch import Job, WorkerResult
 from grader.rubric import PUZZLES
+from grader.worker import REPO, Job, WorkerResult, plan, progress_line, run_worker
 
 LOG_CAP = 200_000
 # gitignore patterns, relative to the checkout root (Ray's own defaults add .git, .venv, venv, __pycache__).
@@ -97,14 +96,14 @@ def _grade_task(job: Job, files: dict[str, bytes], seed: int, timeout: float, py
     starts.put.remote((job.name, job.puzzle, host, gpus))  # not awaited: a lost report costs only its line
     with tempfile.TemporaryDirectory(prefix=f"grader-{job.name}-{job.puzzle}-") as scratch:
         spec = unpack(files, Path(scratch) / "submission")
-        r = batch.run_worker(Job(spec or job.spec, job.name, job.puzzle), seed, Path(scratch) / "work", timeout,
+        r = run_worker(Job(spec or job.spec, job.name, job.puzzle), seed, Path(scratch) / "work", timeout,
                              pytest_args, None)
         log = r.log.read_bytes()
     text = log[-LOG_CAP:].decode(errors="replace")
     if len(log) > LOG_CAP:
         text = f"[grader.cluster: the first {len(log) - LOG_CAP} bytes of this log were left out]\n" + text
     return {"card": r.card, "exit_code": r.exit_code, "seconds": r.seconds, "reason": r.reason, "log": text,
-            "spec": spec, "repo": str(batch.REPO)}
+            "spec": spec, "repo": str(REPO)}
 
 
 def _localize(card: dict[str, Any] | None, paths: dict[str, str]) -> dict[str, Any] | None:
@@ -122,7 +121,7 @@ def received(job: Job, got: dict[str, Any], log: Path) -> WorkerResult:
     """The WorkerResult of a task that returned: its log written to `log`, its card's paths made the driver's."""
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(got["log"])
-    paths = {got["repo"]: str(batch.REPO)}
+    paths = {got["repo"]: str(REPO)}
     if got["spec"] is not None:
         paths[got["spec"]] = str(Path(job.spec).resolve())
     return WorkerResult(job, _localize(got["card"], paths), got["exit_code"], got["seconds"], got["reason"], log)
@@ -170,12 +169,12 @@ def run_on_ray(work: Sequence[Job], *, address: str | None, timeout: float, seed
     ray = import_ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    ray.init(address=address, runtime_env={"working_dir": str(batch.REPO), "excludes": EXCLUDES})
+    ray.init(address=address, runtime_env={"working_dir": str(REPO), "excludes": EXCLUDES})
     try:
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
         nodes = sum(n["Alive"] for n in ray.nodes())
-        print(f"grader.batch: {batch._plan(work)} = {len(work)} Ray tasks on {nodes} node(s) with {gpus} GPUs, "
+        print(f"grader.batch: {plan(work)} = {len(work)} Ray tasks on {nodes} node(s) with {gpus} GPUs, "
               f"{cpus} CPUs, one {'GPU' if gpus else 'CPU'} per task; grader seed {seed}; output in {out}",
               flush=True)
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
@@ -201,7 +200,7 @@ def run_on_ray(work: Sequence[Job], *, address: str | None, timeout: float, seed
                     since = started.get((job.name, job.puzzle), submitted)
                     result = lost_result(job, exc, time.monotonic() - since, log)
                 results[i] = result
-                print(batch._progress(len(results), len(work), result), flush=True)
+                print(progress_line(len(results), len(work), result), flush=True)
     finally:
         ray.shutdown()
     return [results[i] for i in range(len(work))]

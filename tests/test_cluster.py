@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, cluster
+from grader import batch, cluster, worker
 from tests.batching import run_batch, scorecard
 from tests.verdicts import REPO
 
@@ -122,7 +122,7 @@ def test_a_package_submission_is_packed_without_caches_and_unpacked_whole(tmp_pa
 
 def test_a_task_that_raised_fails_its_puzzle_with_the_error_and_is_not_called_lost(tmp_path):
     error = ray.exceptions.RayTaskError("_grade_task", "Traceback ...\nOSError: disk full", OSError("disk full"))
-    job = batch.Job("bob.py", "bob", "A")
+    job = worker.Job("bob.py", "bob", "A")
     result = cluster.lost_result(job, error, 3.0, tmp_path / "A.log")
     assert result.card is None and result.exit_code is None
     assert "failed in its Ray task" in result.reason and "not retried" in result.reason, result.reason

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 import torch
 
 from grader.box.state import Watch

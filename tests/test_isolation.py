@@ -1,6 +1,8 @@
 """`pytest grader/ --submission X` ends, within its limits, with a complete scorecard naming the fault, whatever
 the submission does: hang (in Python or in C), crash, exit, recurse, exhaust memory. Each submission's puzzle A
-faults; its puzzle D is correct and must still be graded in the same run (grader/isolation.py)."""
+faults; its puzzle D is correct and must still be graded in the same run (grader/isolation.py, grader/box/).
+A submission that hangs on every call is stopped by each call's deadline, not by the per-test limit, and its
+whole run ends with its scorecard within six minutes (grader/watchdog.py)."""
 
 from __future__ import annotations
 
@@ -60,3 +62,18 @@ def test_a_wrong_kernel_is_graded_within_three_minutes_with_its_shrunk_example(p
     assert "first at flat index 16383 (block 255)" in detail, detail
     assert "WeightCase(shape=" in detail and "@reproduce_failure" in detail, detail  # Hypothesis' notes
     assert elapsed < 180, f"graded in {elapsed:.0f} s"
+
+
+@pytest.mark.slow
+def test_a_submission_hanging_on_every_call_gets_its_scorecard_within_six_minutes(pytester):
+    """Every A criterion, the default per-test limit (900 s): each call's deadline (90 s on a CPU) stops the first two
+    hangs, and the puzzle's remaining tests fail at once, each saying why."""
+    started = time.perf_counter()
+    card = grade(pytester, BROKEN / "x_hangs.py", puzzles=("A",), isolated=True)
+    elapsed = time.perf_counter() - started
+    a = card["puzzles"]["A"]
+    detail = a["criteria"]["correct"]["detail"]
+    assert a["criteria"]["correct"]["status"] == "failed" and "did not return within 90 s" in detail, detail
+    assert "x_hangs.py" in detail, f"the verdict names the line the submission hung on: {detail}"
+    assert a["score"] == 0 and card["exit_code"] != 0
+    assert elapsed < 360, f"graded in {elapsed:.0f} s"

@@ -34,15 +34,12 @@ from typing import Any, Callable
 
 from grader.box import reports, sandbox, wire
 from grader.box.runner import FAULT_FILE, STALL_FILE, UNCAUGHT_FILE
+from grader.signals import describe_signal
 
 CRASHES_PER_PUZZLE = 2  # after this many runner endings, a puzzle's remaining calls are not run
 START_DEADLINE_S = 600.0  # importing torch, Triton and the submission (a first Triton compile included)
 STDERR_TAIL_LINES = 15  # of the runner's own output, quoted when it ends without a better reason
-_SIGNAL_HINTS = {
-    "SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGABRT": "aborted, e.g. a failed CUDA or C++ assertion",
-    "SIGKILL": "killed outright: by itself, from outside, or by the out-of-memory killer", "SIGILL": "illegal instruction",
-    "SIGFPE": "arithmetic fault",
-}
+EXCHANGE_ROOM_BYTES = 16 * 2**30
 class SubmissionError(Exception):
     """The submission's code raised inside a task (or a task found its result unusable)."""
 
@@ -62,7 +59,7 @@ class SubmissionError(Exception):
             return e["message"]
         where = f" (raised at {e['where']}{'' if e.get('from_submission') else ', not in the submission'})" \
             if e.get("where") else ""
-        return f"{e['type']}: {e['message']}{where}"
+        return f"{e['type']}{': ' + e['message'] if e['message'] else ''}{where}"
 
 
 class BoxStopped(BaseException):
@@ -102,9 +99,7 @@ class Box:
         if len(self.crashes) >= CRASHES_PER_PUZZLE:
             raise BoxStopped(f"not run: puzzle {self.puzzle}'s submission process ended {len(self.crashes)} times "
                              f"(last: {self.crashes[-1]})")
-        shm = Path("/dev/shm")
-        exchange = Path(tempfile.mkdtemp(prefix=f"grader-box-{self.puzzle}-",
-                                         dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+        exchange = Path(tempfile.mkdtemp(prefix=f"grader-box-{self.puzzle}-", dir=_exchange_root()))
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         argv = [sys.executable, "-m", "grader.box.runner", "--exchange", str(exchange), "--fd-in", str(to_r),
@@ -225,6 +220,11 @@ class Box:
         state = reply.get("state")
         if isinstance(state, dict):
             reports.record(self.puzzle, {k: [str(x) for x in state.get(k, [])] for k in ("changed", "tampered")})
+        if reply.get("poisoned"):  # the runner ends itself after this reply; the next call gets a fresh one
+            self._kill(process)
+            self._process = None
+            self.crashes.append(f"the submission left its process's CUDA context unusable during {what}: "
+                                f"{reply['poisoned']}")
         return reply
 
     def _stopped(self, process: _Process, reason: str) -> None:
@@ -247,9 +247,7 @@ class Box:
         fault = _read(process.exchange / FAULT_FILE)
         where = _submission_frame(fault, self.spec)
         if code is not None and (code < 0 or code > 128):
-            number = -code if code < 0 else code - 128
-            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
-            how = f"was killed by {name} ({_SIGNAL_HINTS.get(name, 'a signal')})"
+            how = f"was killed by {describe_signal(-code if code < 0 else code - 128)}"
         elif fault.startswith("Fatal Python error"):
             how = f"crashed ({fault.splitlines()[0]})"
         elif (process.exchange / UNCAUGHT_FILE).exists():
@@ -260,6 +258,17 @@ class Box:
         tail = "\n".join(process.stderr_tail)
         return (f"the submission's process {how} during {what}" + (f"; it was at {where}" if where else "")
                 + (f"\n{_trim(fault)}" if fault else "") + (f"\nits last output:\n{tail}" if tail and not fault else ""))
+
+
+def _exchange_root() -> str | None:
+    """Where exchange directories go: shared memory when it has room for the largest replies (D's Llama sends its
+    gradients and weights back, about 10 GB at Llama-3.2-1B's size), else the temporary directory."""
+    shm = "/dev/shm"
+    try:
+        roomy = os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= EXCHANGE_ROOM_BYTES
+    except OSError:
+        roomy = False
+    return shm if roomy else None
 
 
 def _pump(stream: Any, tail: collections.deque[str]) -> None:

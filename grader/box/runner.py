@@ -72,7 +72,11 @@ def _serve(exchange: Path, infile: BinaryIO, outfile: BinaryIO, ctx: Any, watch:
         finally:
             faulthandler.cancel_dump_traceback_later()
         if ctx.device.type == "cuda" and torch.cuda.is_initialized():
-            torch.cuda.empty_cache()  # what the submission's allocations left cached goes back, for the judge
+            try:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()  # what the submission's allocations left cached goes back, for the judge
+            except RuntimeError as exc:  # a sticky CUDA error (an illegal address): this process cannot go on
+                reply["poisoned"] = str(exc).splitlines()[0][:300]
         reply["state"] = watch.report()
         try:
             wire.save_reply(reply, wire.reply_path(exchange, n))
@@ -81,6 +85,8 @@ def _serve(exchange: Path, infile: BinaryIO, outfile: BinaryIO, ctx: Any, watch:
                             wire.reply_path(exchange, n))
         outfile.write(wire.header(n))
         outfile.flush()
+        if "poisoned" in reply:
+            os._exit(0)  # the judge starts a fresh runner for the next call
 
 
 def main(argv: list[str] | None = None) -> None:

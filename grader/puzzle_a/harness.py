@@ -74,16 +74,20 @@ def contract_problems(q: Quantized, got: dict[str, Any], box: Box) -> list[str]:
     return problems
 
 
-def call_candidate(box: Box, q: Quantized, *, keep: str | None = None) -> torch.Tensor:
+def call_candidate(box: Box, q: Quantized, *, keep: str | None = None, what: str | None = None) -> torch.Tensor:
     """Call `dequantize_nf4(weight, quant_state)` in the box and check the contract; AssertionError names what
-    was broken, or the submission's exception with its own frame; not measured where a CPU cannot decide."""
+    was broken, or the submission's exception with its own frame, and the input (`what`, by default the weight's
+    shape and dtype); not measured where a CPU cannot decide. With `keep`, the box holds the output under that
+    name (as a caller would), so later calls are checked against it."""
+    qs = q.quant_state
+    what = what or f"a {tuple(qs.shape)} {str(qs.dtype).removeprefix('torch.')} weight"
     try:
         got = run_call(box, q, keep=keep)
     except SubmissionError as exc:
         if exc.undecidable:
             not_measured(exc.undecidable)
-        raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {exc.describe()} (expected a "
-                             f"tensor of quant_state.shape {tuple(q.quant_state.shape)})") from None
+        raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {exc.describe()} on {what} "
+                             f"(expected a tensor of quant_state.shape {tuple(qs.shape)})") from None
     problems = contract_problems(q, got, box)
-    assert not problems, "contract: puzzle A: dequantize_nf4(weight, quant_state) " + "; ".join(problems)
+    assert not problems, f"contract: puzzle A: dequantize_nf4(weight, quant_state) on {what}: " + "; ".join(problems)
     return got["output"]

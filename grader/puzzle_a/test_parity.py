@@ -12,6 +12,7 @@ import torch
 import pytest
 from hypothesis import given, strategies as st
 
+from grader import watchdog
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase, weight_cases
@@ -26,7 +27,7 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context:
     """
     out, problems = None, []
     try:
-        out = call_candidate(dequantize_nf4, q)
+        out = call_candidate(dequantize_nf4, q, what=f"input {case}")
     except AssertionError as exc:
         problems = [str(exc)]
     if out is not None:
@@ -88,3 +89,24 @@ def test_linear4bit_weight(dequantize_nf4, device, dtype):
     layer.weight.quant_state.dtype = dtype
     q = oracles.Quantized(layer.weight.data, layer.weight.quant_state)
     _graded_call(dequantize_nf4, q, "Linear4bit(192, 320)")
+
+
+@pytest.mark.criterion("A", "correct")
+def test_each_call_returns_a_new_tensor(dequantize_nf4, device):
+    """A caller keeps each result (the gate and the up projection's weights, side by side): a later call, on other
+    weights of the same or another shape, must leave an earlier result as it was and share no memory with it."""
+    cases = [WeightCase((64, 96), torch.bfloat16, 1.0, False, False, seed=21),
+             WeightCase((64, 96), torch.bfloat16, 1.0, True, False, seed=22),
+             WeightCase((80, 48), torch.float16, 1.0, False, True, seed=23)]
+    names = [f"result-{i}" for i in range(len(cases))]
+    deadline = watchdog.deadline(device.type)
+    try:
+        first = [call_candidate(dequantize_nf4, oracles.quantize(case.make(device)), keep=name, what=f"call {i + 1} of "
+                                f"{len(cases)}, {case}") for i, (case, name) in enumerate(zip(cases, names))]
+        for i, (name, held) in enumerate(zip(names, first)):
+            now = dequantize_nf4.run("box.fetch", name, deadline=deadline)
+            assert torch.equal(now, held), (
+                f"contract: puzzle A: the output of call {i + 1} was overwritten by a later call (a caller still held "
+                f"it); return a new tensor from every call")
+    finally:
+        dequantize_nf4.run("box.drop", *names, deadline=deadline)

@@ -71,11 +71,10 @@ def _bytes_moved(quant_state) -> int:
     return (n + 1) // 2 + quant_state.absmax.numel() + n * quant_state.dtype.itemsize
 
 
-def _check_outputs(first: list[dict[str, Any]], slots, passes: list[list[dict[str, Any]]]) -> list[str]:
-    """Problems with the timed calls: an untimed output off the standard (on a sample), or a timed output whose
-    fingerprint is not its input's untimed output's (pass r's copy i holds the contents of copy (i + r) mod n)."""
-    problems = []
-    expected = []
+def _judge_untimed(first: list[dict[str, Any]], slots) -> tuple[list[str], list[list[int | None]]]:
+    """The first pass's untimed outputs against puzzle A's standard, on a random sample of each one's elements (call
+    it before the inputs are rotated): the problems, and each input's fingerprint (None where its output is wrong)."""
+    problems, expected = [], []
     gen = torch.Generator().manual_seed(0)
     for k, (slot, copies) in enumerate(zip(first, slots)):
         prints = []
@@ -86,6 +85,13 @@ def _check_outputs(first: list[dict[str, Any]], slots, passes: list[list[dict[st
             problems += wrong
             prints.append(int(fingerprint(out)) if out is not None and not wrong else None)
         expected.append(prints)
+    return problems, expected
+
+
+def _check_timed(expected: list[list[int | None]], passes: list[list[dict[str, Any]]]) -> list[str]:
+    """Timed outputs whose fingerprint is not their input's untimed output's (pass r's copy i holds the contents the
+    first pass gave copy (i + r) mod n)."""
+    problems = []
     for r, run in enumerate(passes):
         for k, slot in enumerate(run):
             n = len(slot["fingerprints"])
@@ -144,10 +150,11 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
                                           f"{MIN_PASSES} to {MAX_PASSES} passes"):
         first = timing_pass(outputs=True)
         runs.append(first)
+        problems, expected = _judge_untimed(first, slots)
         while len(runs) < MAX_PASSES and not _settled([_ratio(r) for r in runs]):
             _rotate(slots)
             runs.append(timing_pass(outputs=False))
-    problems = _check_outputs(first, slots, runs)
+    problems += _check_timed(expected, runs)
     if problems:
         said = ("the outputs changed once timing began (every timed output must be what the same input gives "
                 "outside the timing loop, and correct): " + "; ".join(problems[:6]))

@@ -98,10 +98,15 @@ def test_no_other_device_work_or_large_temporaries(launched, device, criterion_d
         f"intermediate buffers {_on(launched)}")
     if launched["peak_cuda_bytes"] is not None:
         assert launched["peak_cuda_bytes"] <= budget, f"peak extra GPU memory {launched['peak_cuda_bytes']} bytes > {budget}"
+    profiled = ""
     if device.type == "cuda":
         kernels = launched["cuda_kernels"]
-        assert len(kernels) == 1, f"expected one CUDA kernel per call, torch.profiler saw {len(kernels)}: {kernels}"
-    criterion_detail(f"allocated {allocated} bytes for a {out_bytes}-byte output {_on(launched)}")
+        if kernels or not launched["kernels"]:
+            assert len(kernels) == 1, f"expected one CUDA kernel per call, torch.profiler saw {len(kernels)}: {kernels}"
+            profiled = "; torch.profiler saw one CUDA kernel"
+        else:  # a Triton launch was recorded and the profiler saw nothing: the profiler did not work in the box
+            profiled = "; torch.profiler saw no CUDA kernel at all in the box, so the CUDA kernel count is left out"
+    criterion_detail(f"allocated {allocated} bytes for a {out_bytes}-byte output {_on(launched)}{profiled}")
 
 
 @pytest.mark.criterion("A", "kernel_works_in_torch_compile")

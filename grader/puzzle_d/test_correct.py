@@ -37,3 +37,36 @@ def test_cross_entropy_matches_full_logits(judge, device, case, upstream):
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
     judge("correct", repr(problem), X, linear, labels, cross_entropy(labels), chunk_size, upstream)
+
+
+@pytest.mark.criterion("D", "correct")
+def test_each_call_returns_new_tensors(memory_efficient_linear, device):
+    """A caller keeps each result (the loss of one step, the gradients autograd hands out): a later call, on other
+    inputs of the same or another shape, must leave an earlier loss and gradients as they were and share no memory
+    with them."""
+    problems = [Problem((3, 5), 8, 11, torch.float32, True, 0.0, 1.0, seed=31),
+                Problem((3, 5), 8, 11, torch.float32, True, 0.0, 1.0, seed=32),
+                Problem((4, 6), 8, 13, torch.float32, False, 0.0, 1.0, seed=33)]
+    names = [f"result-{i}" for i in range(len(problems))]
+    deadline = watchdog.deadline(device.type)
+    held = []
+    try:
+        for i, (problem, name) in enumerate(zip(problems, names)):
+            X, linear, labels = problem.build(device)
+            got, facts = run_candidate(memory_efficient_linear, X, linear, labels, cross_entropy(labels), 4, 1.0,
+                                       deadline=deadline, keep=name)
+            shared = {what: earlier for what, earlier in facts["shares_kept"].items() if earlier}
+            assert not shared, (f"D.correct: call {i + 1}'s results share memory with results of earlier calls, which "
+                                f"the caller still holds ({shared}): return new tensors from every call")
+            held.append({"loss": got.loss, **got.grads})
+        for i, (name, results) in enumerate(zip(names, held)):
+            for what, tensor in results.items():
+                if tensor is None:
+                    continue
+                now = memory_efficient_linear.run("box.fetch", f"{name}.{what}", deadline=deadline)
+                assert torch.equal(now.reshape(tensor.shape), tensor), (
+                    f"D.correct: the {what} of call {i + 1} was overwritten by a later call (a caller still held it); "
+                    f"return new tensors from every call")
+    finally:
+        memory_efficient_linear.run("box.drop", *(f"{n}.{w}" for n in names for w in ("loss", "X", "weight", "bias")),
+                                    deadline=deadline)

@@ -1,8 +1,9 @@
 """D.show_ce_loss_works, D.show_other_functions_work and D.hardcoded_gradients: losses other than plain CE.
 
 The composed loss is drawn anew for every example from elementwise maps and row reductions, so only
-gradients that autograd derives from `forward_function` can match it; derivatives written for
-cross-entropy fail it, which is how `hardcoded_gradients` is decided (never by reading the source).
+gradients that autograd derives from `forward_function` can match it. `hardcoded_gradients` is decided by the
+direction of the gradients that come back for such a loss: along cross-entropy's rather than the loss's own means
+they were written for cross-entropy (never by reading the source, and never by a value check failing).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import pytest
 import torch
 from hypothesis import example, given
 
-from grader.puzzle_d.oracles import Recipe, composed, cross_entropy, kl_to_reference, mse
+from grader import watchdog
+from grader.outcomes import not_measured
+from grader.puzzle_d.oracles import Recipe, composed, cross_entropy, full_logit, kl_to_reference, mse
+from grader.puzzle_d.standard import run_candidate
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, recipes, upstream_scales
 
 CASES = problems_and_chunk_sizes()
@@ -69,13 +73,72 @@ def test_randomly_composed_loss(judge, device, case, recipe, upstream):
           composed(recipe, labels), chunk_size, upstream)
 
 
+# How `hardcoded_gradients` is decided: by the gradients' direction (|cosine|, over X's and the weight's gradients
+# together), which neither a wrong scale, nor an ignored upstream gradient, nor a missing bias gradient changes. A
+# submission whose gradients for a composed loss point along cross-entropy's gradients (on the same problem) more
+# than along the loss's own has written them for cross-entropy. Examples whose two float64 truths point within
+# 1 - DISTINCT of each other cannot tell the two apart and are not used; MARGIN is far above what 16-bit rounding
+# turns a gradient by (bfloat16's unit roundoff is 2**-8, about 4e-3) and far below DISTINCT.
+DISTINCT = 0.2
+MARGIN = 0.05
+
+
+def _direction(grads: dict[str, torch.Tensor | None], names: list[str]) -> torch.Tensor:
+    return torch.cat([grads[n].detach().double().reshape(-1).cpu() for n in names])
+
+
+def _fit(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|cos(a, b)|, 0 when either is zero."""
+    den = float(a.norm() * b.norm())
+    return abs(float(a @ b)) / den if den else 0.0
+
+
 @pytest.mark.criterion("D", "hardcoded_gradients")
-@example(case=(Problem((2, 9), 16, 48, torch.float32, False, 0.0, 1.0, seed=8), 4),
-         recipe=Recipe(("sin",), (("mean_square", 1.0),), "identity"), upstream=1.0)
-@given(case=CASES, recipe=recipes(), upstream=upstream_scales())
-def test_gradients_follow_a_random_loss(judge, device, case, recipe, upstream):
-    """Passes when the gradients are autograd's: a composed loss that is not cross-entropy must match too."""
-    problem, chunk_size = case
-    X, linear, labels = problem.build(device)
-    judge("hardcoded_gradients", f"composed loss {recipe}, {problem!r}", X, linear, labels,
-          composed(recipe, labels), chunk_size, upstream)
+def test_gradients_follow_the_loss_not_cross_entropy(memory_efficient_linear, device, criterion_detail):
+    """Clear of the fault when, handed a randomly composed loss it cannot know, the submission's gradients follow that
+    loss rather than cross-entropy; decided by that evidence alone, never by a value check failing (`correct` judges
+    values). An example whose call fails gives no evidence; not measured when no example gave any."""
+    seen: list[float] = []
+    unseen: list[str] = []
+
+    @example(case=(Problem((2, 9), 16, 48, torch.float32, False, 0.0, 1.0, seed=8), 4),
+             recipe=Recipe(("sin",), (("mean_square", 1.0),), "identity"), upstream=1.0)
+    @given(case=CASES, recipe=recipes(), upstream=upstream_scales())
+    def check(case, recipe, upstream):
+        problem, chunk_size = case
+        X, linear, labels = problem.build(device)
+        loss = composed(recipe, labels)
+        truths = full_logit(X, linear, labels, loss, upstream, dtype=torch.float64).grads
+        ces = full_logit(X, linear, labels, cross_entropy(labels), upstream, dtype=torch.float64).grads
+        where = f"composed loss {recipe}, {problem!r}, chunk_size={chunk_size}, upstream={upstream:g}"
+        names = ["X", "weight"]
+        truth, ce = _direction(truths, names), _direction(ces, names)
+        if not truth.norm() or not ce.norm() or _fit(truth, ce) > 1 - DISTINCT:
+            return  # this loss's gradients point like cross-entropy's here: no evidence either way
+        try:
+            got, _ = run_candidate(memory_efficient_linear, X, linear, labels, loss, chunk_size, upstream,
+                                   deadline=watchdog.deadline(device.type))
+        except AssertionError as exc:
+            unseen.append(f"the call failed ({str(exc)[:300]}); {where}")
+            return
+        names = [n for n in names if isinstance(got.grads.get(n), torch.Tensor)
+                 and got.grads[n].shape == truths[n].shape]  # a missing gradient is `correct`'s to judge
+        g = _direction(got.grads, names) if "X" in names else None
+        if g is None or not torch.isfinite(g).all() or not g.norm():
+            unseen.append(f"no usable gradient of X came back; {where}")
+            return
+        truth, ce = _direction(truths, names), _direction(ces, names)
+        to_loss, to_ce = _fit(g, truth), _fit(g, ce)
+        seen.append(to_loss)
+        assert to_ce <= to_loss + MARGIN, (
+            f"D.hardcoded_gradients: handed a loss that is not cross-entropy, the submission's gradients point along "
+            f"cross-entropy's (|cos| {to_ce:.3f}) rather than the loss's own (|cos| {to_loss:.3f}): gradients written "
+            f"for cross-entropy instead of derived from forward_function by autograd; {where}")
+
+    check()
+    if not seen:
+        not_measured("no example showed the gradients of a loss other than cross-entropy: "
+                     + (unseen[0] if unseen else "every drawn loss's gradients pointed like cross-entropy's"))
+    criterion_detail(f"in {len(seen)} problem(s) with a composed loss, the gradients followed the loss (|cos| with its "
+                     f"own at least {min(seen):.3f}) rather than cross-entropy"
+                     + (f"; {len(unseen)} gave no evidence" if unseen else ""))
