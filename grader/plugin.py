@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from hypothesis.errors import FlakyFailure
 
 from grader import profiles
 from grader.outcomes import STOP_ATTRIBUTE
 from grader.progress import Progress
 from grader.report import box_line
-from grader.results import ALSO, CRITERION, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession, build_scorecard
+from grader.results import (ALSO, CRITERION, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession, build_scorecard,
+                            replayed_failures)
 from grader.rubric import PUZZLES
 from grader.runtime import GRADER_DIR, choose_device, criterion_of, is_grading_run, is_xdist_worker, runs_side_by_side
 from grader.shrinking import ShrinkBudget
@@ -149,9 +151,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     a `grader.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist."""
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
-    notes = getattr(error, "__notes__", None)
+    notes = [str(note) for note in getattr(error, "__notes__", None) or []]
+    if isinstance(error, FlakyFailure):
+        notes += replayed_failures(error)
     if report.failed and notes:
-        report.user_properties.append((NOTES, "\n".join(str(note) for note in notes)))
+        report.user_properties.append((NOTES, "\n".join(notes)))
     stop = getattr(error, STOP_ATTRIBUTE, None)
     if report.skipped and stop is not None:
         status, reason = stop

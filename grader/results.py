@@ -26,6 +26,7 @@ VALUE = "grader_value"  # the criterion's measured value (A's speedup)
 NOTES = "grader_notes"  # a failure's PEP 678 notes (Hypothesis' shrunk example, its reproduce line)
 STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.outcomes
 ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.guards)
+FLAKY_LINE_CHARS = 400  # of each failure Hypothesis saw on a replayed input, quoted in the verdict
 # Left out of the reproduce command: the options that only say where results go, and the seed and profile
 # (written at its end, explicit).
 _NOT_REPEATED = ("--score-json", "--junitxml", "--junit-xml", "--benchmark-json", "--basetemp",
@@ -126,6 +127,18 @@ def _status_of(report: pytest.TestReport) -> tuple[str, str]:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         return "not_measured", f"skipped: {reason.removeprefix('Skipped: ')}"
     return "failed", _failure_message(report)
+
+
+def replayed_failures(error: BaseException) -> list[str]:
+    """Hypothesis replayed a failing input and it failed differently (or passed): the submission's result depends
+    on more than its input. The notes name each failure seen, so the verdict says what went wrong."""
+    lines = ["the same input failed differently when Hypothesis replayed it: the result depends on more than the "
+             "input (memory an earlier call left, a cache, a race); the failures seen:"]
+    for sub in getattr(error, "exceptions", ()):
+        text = str(sub).strip().splitlines()
+        lines.append(f"- {type(sub).__name__}: {' '.join(text[:3])[:FLAKY_LINE_CHARS]}" if text else
+                     f"- {type(sub).__name__}")
+    return lines
 
 
 def _failure_message(report: pytest.TestReport) -> str:

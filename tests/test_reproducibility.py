@@ -98,3 +98,35 @@ def test_benchmark_files_from_different_devices_are_not_compared(pytester, monke
     unknown = subprocess.run([sys.executable, "-m", "grader.compare_benchmarks", str(a), str(b)],
                              capture_output=True, text=True, cwd=REPO)
     assert unknown.returncode == 2 and "not written by a grader run" in unknown.stderr, unknown.stderr
+
+
+FLAKY = '''
+import pytest
+from hypothesis import given, strategies as st
+
+calls = []
+
+
+@pytest.mark.criterion("A", "correct")
+def test_depends_on_what_came_before():
+    @given(st.integers(0, 10))
+    def check(n):
+        calls.append(n)
+        if n >= 3:  # as a submission that returns what an earlier call left behind: each replay differs
+            assert len(calls) % 2, f"stale output on call {len(calls)}"
+            raise ValueError(f"wrong shape on call {len(calls)}")
+    check()
+'''
+
+
+def test_an_input_that_fails_differently_on_replay_names_each_failure(pytester, monkeypatch):
+    """Hypothesis' FlakyFailure is a failure of the submission (its result depends on more than its input), and the
+    verdict quotes what each run saw rather than only 'Inconsistent results from replaying a test case'."""
+    pytester.makepyfile(test_flaky=FLAKY)
+    result = run_with_plugin(pytester, monkeypatch, "--score-json", "score.json", "--box", "none")
+    card = json.loads((pytester.path / "score.json").read_text())
+    correct = card["puzzles"]["A"]["criteria"]["correct"]
+    assert correct["status"] == "failed", result.stdout.str()[-2000:]
+    detail = correct["detail"]
+    assert "failed differently when Hypothesis replayed it" in detail, detail
+    assert "AssertionError: stale output" in detail and "ValueError: wrong shape" in detail, detail

@@ -40,6 +40,9 @@ CRASHES_PER_PUZZLE = 2  # after this many runner endings, a puzzle's remaining c
 START_DEADLINE_S = 600.0  # importing torch, Triton and the submission (a first Triton compile included)
 STDERR_TAIL_LINES = 15  # of the runner's own output, quoted when it ends without a better reason
 EXCHANGE_ROOM_BYTES = 16 * 2**30
+GRADER_HOME = Path(__file__).resolve().parents[2]  # holds the judge's own `grader` package: the runner imports it
+
+
 class SubmissionError(Exception):
     """The submission's code raised inside a task (or a task found its result unusable)."""
 
@@ -107,13 +110,14 @@ class Box:
                 "--device", self.device, "--sys-path", json.dumps(sys.path),
                 *(["--progress"] if self.progress is not None else [])]
         spec_path = Path(self.spec) if Path(self.spec).is_absolute() else self.root / self.spec
-        readable = sandbox.readable_paths([*sys.path, spec_path, self.root, sys.prefix, sys.base_prefix,
-                                           Path(sys.executable).parent])
+        readable = sandbox.readable_paths([*sys.path, spec_path, self.root, GRADER_HOME, sys.prefix,
+                                           sys.base_prefix, Path(sys.executable).parent])
         cmd = sandbox.command(self.info, argv, exchange=exchange, readable=readable)
         env = dict(os.environ)
         private = "/tmp" if self.info.boxed else str(exchange)
         env.update(HOME=private, TMPDIR=private, TRITON_CACHE_DIR=f"{private}/triton",
-                   TORCHINDUCTOR_CACHE_DIR=f"{private}/inductor", PYTHONUNBUFFERED="1")
+                   TORCHINDUCTOR_CACHE_DIR=f"{private}/inductor", PYTHONUNBUFFERED="1",
+                   PYTHONPATH=os.pathsep.join([str(GRADER_HOME), *filter(None, [env.get("PYTHONPATH")])]))
         env.pop("PYTEST_XDIST_WORKER", None)
         proc = subprocess.Popen(cmd, pass_fds=(to_r, from_w), env=env, start_new_session=True, stdin=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)

@@ -65,7 +65,7 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
 
     def rewrite_and_grade(first: WeightCase, seed: int) -> None:
         q = oracles.quantize(first.make(device))
-        call_candidate(dequantize_nf4, q)
+        _graded_call(dequantize_nf4, q, first, context="before the weight was rewritten: ")
         second = WeightCase(first.shape, first.dtype, first.scale * 3, not first.outliers, False, seed)
         q2 = oracles.quantize(second.make(device))
         qs, qs2 = q.quant_state, q2.quant_state
