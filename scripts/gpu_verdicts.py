@@ -40,8 +40,8 @@ def grade(case: expectations.Case, out: Path, seed: int) -> tuple[int, dict, flo
            "--hypothesis-profile", "ci", *(arg for c in case.qualified_criteria() for arg in ("--criterion", c)),
            *case.args]
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    (out / f"{case.id.replace(':', '_')}.log").write_text(done.stdout + done.stderr)
+    with open(out / f"{case.id.replace(':', '_')}.log", "w") as log:  # written as it goes: a cut-short call keeps it
+        done = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
     card = json.loads(score.read_text()) if score.exists() else {"environment": {}, "puzzles": {}}
     return done.returncode, card, time.perf_counter() - started
 
