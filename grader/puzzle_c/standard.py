@@ -10,9 +10,11 @@ batch-size change, both accumulated micro-batches):
 - `loss`: each micro-batch's loss, relative to the oracle's.
 - `gradient scale`: for each LoRA weight, the accumulated gradient g against the oracle's o as
   <g - o, o> / <o, o>: the relative error along the oracle's own direction. LoRA's output is
-  scaling * B(A(x)), so both of an adapter's gradients are linear in its scaling: a scaling x0.9 puts -0.1
-  on every adapter's weights, an adapter switched off -1 on its two, whatever the model's size. Rounding
-  noise is spread over all directions, so its projection on the gradient is small: this is the sharp test.
+  scaling * B(A(x)), so an adapter's gradients are linear in its own scaling (an adapter switched off shows
+  -1 on its two weights); a change to every adapter also changes what each layer feeds the next, so it moves
+  the gradients by more than itself: a scaling x0.9 everywhere measured -0.23 on the CPU's 2-layer model and
+  -0.68 on the 16-layer one graded on a GPU (BENCHMARKS.md). Rounding noise is spread over all directions, so
+  its projection on the gradient is small: this is the sharp test.
 - `gradient error`: ||g - o|| / ||o||, the whole relative difference in any direction (a wrong mask, a
   wrong activation, an adapter fed the wrong input).
 
