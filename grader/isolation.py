@@ -17,7 +17,8 @@ and the controller process, which writes the scorecard, runs neither submission 
 xdist replaces the worker and grading goes on; a puzzle that has ended `CRASHES_PER_PUZZLE` workers, or has used
 up `--puzzle-timeout`, has its remaining tests failed at once with the reason. On a machine without a GPU the
 worker's address space is limited (`--memory-limit-gb`), a limit its boxes inherit, so that a runaway allocation
-fails with MemoryError instead of calling the out-of-memory killer.
+fails with MemoryError instead of calling the out-of-memory killer. pytest-benchmark, which turns itself off under
+xdist, measures in the one worker and records in the controller (`grader.benchmark_relay`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from grader import benchmark_relay
 from grader.runtime import criterion_of, is_grading_run, is_xdist_worker
 
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
@@ -61,7 +63,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         if "grader_timeout" in config.workerinput:
             config.option.timeout = config.workerinput["grader_timeout"]
             config.option.timeout_method = "thread"  # a hang in C cannot be interrupted by a signal
-            config.option.benchmark_disable = True  # as in the controller, below
+            benchmark_relay.hold(config)  # as in the controller, below
         return
     if not is_grading_run(config) or config.option.collectonly:
         return
@@ -71,9 +73,6 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.timeout = DEFAULT_TEST_TIMEOUT_S
     if config.getoption("no_isolation") or config.getoption("usepdb", False):
         return  # pytest-timeout's signal method then: a hang in Python fails its test, a hang in C ends the run
-    if config.getoption("benchmark_json", None):
-        raise pytest.UsageError("pytest-benchmark records nothing in a pytest-xdist worker; pass --no-isolation "
-                                "with --benchmark-json")
     if not config.pluginmanager.hasplugin("xdist"):
         raise pytest.UsageError("grading runs the submission in a pytest-xdist worker; install pytest-xdist, "
                                 "or pass --no-isolation")
@@ -83,9 +82,9 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.dist = "load"
         config.option.tx = ["popen"]
     config.option.maxworkerrestart = "1000"  # CRASHES_PER_PUZZLE bounds the restarts per puzzle
-    # pytest-benchmark disables itself in an xdist worker and warns on every run that it did; disabled here,
-    # said once (README): the grader's own CUDA-event timing decides the speedup, pytest-benchmark only records.
-    config.option.benchmark_disable = True
+    # pytest-benchmark would turn itself off under xdist, warning; with one worker, its benchmarks are measured there
+    # and recorded here (grader.benchmark_relay).
+    benchmark_relay.hold(config)
     run_dir = Path(tempfile.mkdtemp(prefix="grader-workers-"))
     config.stash[_STATE] = {"run_dir": run_dir, "crashes": {}, "spent": {}}
 
@@ -168,8 +167,10 @@ def _why_the_worker_ended(run_dir: Path, info: dict[str, Any]) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     if _state(config) is not None and not is_xdist_worker(config):
         config.pluginmanager.register(_Accounting(_state(config)), "grader-time-accounting")
+        benchmark_relay.register(config)
     if not is_xdist_worker(config) or "grader_run_dir" not in config.workerinput:
         return
+    benchmark_relay.register(config)
     run_dir = Path(config.workerinput["grader_run_dir"])
     fault = open(run_dir / f"fault-{os.getpid()}.txt", "w")  # noqa: SIM115 (held open until the process ends)
     faulthandler.enable(file=fault, all_threads=True)
