@@ -114,6 +114,26 @@ def from_data(data: dict[str, Any]) -> Metadata:
     return bench
 
 
+def record_samples(config: pytest.Config, *, name: str, fullname: str, group: str, samples_s: list[float],
+                   extra_info: dict[str, Any], clock: str) -> bool:
+    """Add timings the grader measured with its own clock (`clock`, e.g. CUDA events) to pytest-benchmark's session
+    as one benchmark, a round per sample (one call each), so `--benchmark-json`, `-save` and `-compare` carry them
+    like any other (in an isolated run they travel with the test's report). False where pytest-benchmark is absent
+    or off for this run."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled or not samples_s:
+        return False
+    from pytest_benchmark.stats import Metadata
+
+    measured = SimpleNamespace(name=name, fullname=fullname, group=group, param=None, params=None,
+                               extra_info=extra_info, has_error=False, cprofile_stats=None)
+    bench = Metadata(measured, iterations=1, options={"timer": clock, "rounds": len(samples_s), "iterations": 1})
+    for seconds in samples_s:
+        bench.stats.update(seconds)
+    session.benchmarks.append(bench)
+    return True
+
+
 class _WorkerRelay:
     """In the one worker of an isolated run: what pytest-benchmark recorded leaves with each phase's report."""
 

@@ -72,7 +72,20 @@ def test_raises_in_its_second_round(benchmark):
 def test_without_benchmark():
     with open("ran-in.txt", "a") as f:  # which process ran the tests: an xdist worker, or pytest's own
         f.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+
+
+def test_kernel_times(request):  # as A's speed test records each weight's CUDA-event samples
+    from grader.benchmark_relay import record_samples
+
+    for shape, samples in KERNEL_SAMPLES_S.items():
+        assert record_samples(request.config, name=f"candidate {shape}", group="A-kernel-times",
+                              fullname=f"test_bench.py::test_kernel_times[{shape}]", samples_s=list(samples),
+                              extra_info={"weight": shape}, clock="cuda events")
+
+
+KERNEL_SAMPLES_S = {"8192x2048": (2**-14, 2**-13, 2**-14), "4096x1024": (2**-15, 2**-15, 2**-16)}
 '''
+KERNEL_SAMPLES_S = {"8192x2048": (2**-14, 2**-13, 2**-14), "4096x1024": (2**-15, 2**-15, 2**-16)}
 DETERMINISTIC = ["test_bench.py::test_ticks", "test_bench.py::test_scaled[1]", "test_bench.py::test_scaled[4]"]
 ROUNDS_S = (2**-10, 2**-8, 2**-9)
 GRADING = ("--submission", "solutions")  # a grading run: isolated unless --no-isolation
@@ -94,7 +107,7 @@ def test_an_isolated_run_records_what_an_unisolated_run_records(pytester, monkey
     for mode, extra in (("plain", ("--no-isolation",)), ("isolated", ())):
         result = _run(pytester, monkeypatch, "--benchmark-json", f"{mode}.json", "--benchmark-cprofile", "tottime",
                       *extra)
-        result.assert_outcomes(passed=5, failed=1, skipped=1)
+        result.assert_outcomes(passed=6, failed=1, skipped=1)
         out = result.stdout.str() + result.stderr.str()  # pytest-benchmark's messages go to stderr
         assert "Wrote benchmark data in" in out and "benchmark 'ticks': 3 tests" in out, out[-3000:]
         runs[mode] = json.loads((pytester.path / f"{mode}.json").read_text())
@@ -104,18 +117,24 @@ def test_an_isolated_run_records_what_an_unisolated_run_records(pytester, monkey
     assert (pytester.path / "ran-in.txt").read_text().split() == ["main", "gw0"]
     plain, isolated = runs["plain"], runs["isolated"]
     names = [b["fullname"] for b in plain["benchmarks"]]
-    assert names == [*DETERMINISTIC, "test_bench.py::test_calibrated"], names
+    kernels = [f"test_bench.py::test_kernel_times[{shape}]" for shape in KERNEL_SAMPLES_S]
+    assert names == [*DETERMINISTIC, "test_bench.py::test_calibrated", *kernels], names
     assert [b["fullname"] for b in isolated["benchmarks"]] == names
     for before, after in zip(plain["benchmarks"], isolated["benchmarks"]):
         assert before.keys() == after.keys() and before["stats"].keys() == after["stats"].keys(), (before, after)
         for key in ("group", "name", "param", "params", "extra_info", "options"):
             assert before[key] == after[key], (key, before[key], after[key])
-        assert ({c["function_name"] for c in before["cprofile"]} == {c["function_name"] for c in after["cprofile"]})
+        assert ({c["function_name"] for c in before.get("cprofile", ())}  # none where the grader's clock timed it
+                == {c["function_name"] for c in after.get("cprofile", ())})
     by_name = {b["fullname"]: b for b in isolated["benchmarks"]}
     for b in plain["benchmarks"][:3]:  # the test clock's rounds: the same stats, and the rounds the test measured
         assert b["stats"] == by_name[b["fullname"]]["stats"], b["fullname"]
         assert b["stats"]["data"] == _rounds(b["params"]["scale"] if b["params"] else 1, b["stats"]["iterations"])
     assert by_name["test_bench.py::test_ticks"]["extra_info"]["speedup"] == 1.25
+    for shape, samples in KERNEL_SAMPLES_S.items():  # the grader's own samples, a round each, in both runs
+        kernel = by_name[f"test_bench.py::test_kernel_times[{shape}]"]
+        assert kernel["stats"]["data"] == list(samples) and kernel["stats"]["median"] == statistics.median(samples)
+        assert kernel["options"]["timer"] == "cuda events" and kernel["extra_info"] == {"weight": shape}
     assert by_name["test_bench.py::test_calibrated"]["stats"]["rounds"] == len(
         by_name["test_bench.py::test_calibrated"]["stats"]["data"]) > 1
     assert plain["machine_info"].keys() == isolated["machine_info"].keys()
