@@ -4,12 +4,17 @@ untimed output of its input, through the in-place rotations between passes; a wr
 
 from __future__ import annotations
 
+import statistics
+from types import SimpleNamespace
+
 import torch
 
 from grader.compare import fingerprint
 from grader.puzzle_a import oracles
 from grader.puzzle_a.strategies import WeightCase
-from grader.puzzle_a.test_speed import _check_timed, _judge_untimed, _rotate, _settled
+from grader.puzzle_a.notebook import NOTEBOOK_CASES
+from grader.puzzle_a.test_speed import (PROJECTIONS, _check_timed, _judge_untimed, _record_kernel_times, _rotate,
+                                       _settled)
 
 
 def test_the_ladder_decides_when_the_passes_agree_on_a_step():
@@ -53,3 +58,19 @@ def test_a_wrong_untimed_output_is_named_and_its_timed_outputs_are_not_compared(
     problems, expected = _judge_untimed(first, slots)
     assert len(problems) == 1 and "weight 0 copy 1" in problems[0], problems
     assert expected[0][1] is None
+
+
+def test_each_weights_samples_become_a_benchmark_entry_of_their_own():
+    """`--benchmark-save`/`-compare` track every weight's kernel time: one pytest-benchmark entry per (weight, timed
+    function), its rounds the grader's CUDA-event samples in seconds."""
+    slots = [[(None, SimpleNamespace(shape=(64 * (k + 1), 32), dtype=torch.bfloat16))]
+             for k in range(len(PROJECTIONS) * len(NOTEBOOK_CASES))]
+    run = [{"samples_us": {"candidate": [1.0 + k, 3.0 + k, 2.0 + k], "fast_dequantize": [9.0], "bnb": [5.0, 7.0]}}
+           for k in range(len(slots))]
+    session = SimpleNamespace(disabled=False, benchmarks=[])
+    request = SimpleNamespace(config=SimpleNamespace(_benchmarksession=session), node=SimpleNamespace(nodeid="t::s"))
+    _record_kernel_times(request, run, slots)
+    assert len(session.benchmarks) == 3 * len(slots) == len({b.fullname for b in session.benchmarks})
+    first = session.benchmarks[0]
+    assert first.group == "A-kernel-times" and first.name == f"candidate 0-{PROJECTIONS[0]}-64x32-bfloat16"
+    assert first.stats.median == statistics.median([1e-6, 3e-6, 2e-6]) and first.stats.rounds == 3
