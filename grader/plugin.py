@@ -10,6 +10,7 @@ by fixtures.
 from __future__ import annotations
 
 import json
+import math
 import random
 import shlex
 import sys
@@ -24,8 +25,8 @@ from grader import profiles
 from grader.outcomes import STOP_ATTRIBUTE
 from grader.progress import Progress
 from grader.report import box_line
-from grader.results import (ALSO, CRITERION, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession, build_scorecard,
-                            replayed_failures)
+from grader.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
+                            build_scorecard, replayed_failures)
 from grader.rubric import PUZZLES
 from grader.runtime import GRADER_DIR, choose_device, criterion_of, is_grading_run, is_xdist_worker, runs_side_by_side
 from grader.shrinking import ShrinkBudget
@@ -44,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--criterion", action="append", default=[], metavar="PUZZLE.NAME",
                     help="run only this criterion's tests, e.g. A.correct (repeatable)")
     group.addoption("--score-json", default=None, metavar="PATH", help="write the scorecard as JSON to PATH")
+    group.addoption("--report-html", default=None, metavar="PATH",
+                    help="write the scorecard as one self-contained HTML page with its pictures to PATH "
+                         "(grader.html_report; again from a saved card: python -m grader.report CARD.json -o PAGE)")
     group.addoption("--min-score", action="append", default=[], metavar="PUZZLE=POINTS",
                     help="exit non-zero when the puzzle scores below POINTS (repeatable); with it, the exit "
                          "status follows scores and gates instead of individual failed criteria")
@@ -177,6 +181,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     json_path = config.getoption("score_json")
     if json_path:
         card.write_json(Path(config.invocation_params.dir, json_path))
+    html_path = config.getoption("report_html")
+    if html_path:
+        from grader import html_report
+
+        html_report.write_card_page(card.as_json(), Path(config.invocation_params.dir, html_path))
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return
     # A gate that failed fails the run; one a CPU could not decide leaves the score at 0, provisional, and
@@ -313,6 +322,36 @@ def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
             props.append((VALUE, float(value)))
 
     return record
+
+
+@pytest.fixture
+def criterion_data(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """`criterion_data(**figures)`: record JSON-able figures (numbers, text, lists, objects) that the HTML report
+    draws (`grader.figures`). A later call replaces the keys it names; the criterion's tests' records are merged
+    (`grader.results.merge_data`). Non-finite floats are recorded as null."""
+    recorded: dict[str, Any] = {}
+    where: list[int] = []
+
+    def record(**figures: Any) -> None:
+        recorded.update(figures)
+        props = request.node.user_properties
+        if not where:
+            where.append(len(props))
+            props.append((DATA, ""))
+        props[where[0]] = (DATA, json.dumps(_finite(recorded)))
+
+    return record
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ class PuzzleCard:
     score: Score
     outcomes: dict[str, Outcome]
     tests: dict[str, list[str]] = field(default_factory=dict)
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)  # per criterion, the figures its tests recorded
 
     def as_json(self) -> dict[str, Any]:
         """The JSON shape documented in the README."""
@@ -45,6 +46,7 @@ class PuzzleCard:
                     "value": o.value,
                     "detail": o.detail,
                     "tests": self.tests.get(name, []),
+                    "data": self.data.get(name, {}),
                 }
                 for name, o in self.outcomes.items()
             },

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import pytest
 
@@ -26,10 +26,11 @@ VALUE = "grader_value"  # the criterion's measured value (A's speedup)
 NOTES = "grader_notes"  # a failure's PEP 678 notes (Hypothesis' shrunk example, its reproduce line)
 STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.outcomes
 ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.guards)
+DATA = "grader_data"  # a JSON object of figures the HTML report draws (grader.figures), one per test
 FLAKY_LINE_CHARS = 400  # of each failure Hypothesis saw on a replayed input, quoted in the verdict
 # Left out of the reproduce command: the options that only say where results go, and the seed and profile
 # (written at its end, explicit).
-_NOT_REPEATED = ("--score-json", "--junitxml", "--junit-xml", "--benchmark-json", "--basetemp",
+_NOT_REPEATED = ("--score-json", "--report-html", "--junitxml", "--junit-xml", "--benchmark-json", "--basetemp",
                  "--grader-seed", "--hypothesis-profile")
 
 
@@ -42,6 +43,7 @@ class TestResult:
     message: str = ""
     details: list[str] = field(default_factory=list)
     value: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -79,8 +81,9 @@ class GraderSession:
         status, message = _status_of(report)
         details = [v for k, v in report.user_properties if k == DETAIL]
         value = next((v for k, v in report.user_properties if k == VALUE), None)
+        data = merge_data([json.loads(v) for k, v in report.user_properties if k == DATA])
         self.results.setdefault((letter, name), []).append(
-            TestResult(report.nodeid, status, message, details, value))
+            TestResult(report.nodeid, status, message, details, value, data))
 
     def _record_also(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
@@ -101,6 +104,22 @@ class GraderSession:
             if hits:
                 return Outcome(status, _first_value(results), _join_details(hits))
         return Outcome("passed", _first_value(results), _join_details(results))
+
+    def data(self, puzzle: str, criterion: str) -> dict[str, Any]:
+        """The figures a criterion's tests recorded, merged (`merge_data`) in the order the tests reported."""
+        return merge_data([r.data for r in self.results.get((puzzle, criterion), [])])
+
+
+def merge_data(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge recorded figures: objects key by key, recursively; any other value is taken from the later part."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge_data([merged[key], value])
+            else:
+                merged[key] = value
+    return merged
 
 
 def _first_value(results: list[TestResult]) -> float | None:
@@ -184,7 +203,8 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
         outcomes = {name: o for name, o in every.items()
                     if not state.criteria or (letter, name) in state.collected or o.status == "failed"}
         tests = {c.name: [r.nodeid for r in state.results.get((letter, c.name), [])] for c in puzzle.criteria}
-        cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests)
+        data = {name: state.data(letter, name) for name in outcomes}
+        cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests, data)
     profile = config.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE
     return Scorecard(
         submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,

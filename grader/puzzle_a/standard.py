@@ -22,12 +22,14 @@ not within E of a rounding boundary, i.e. almost everywhere (E is 2**-21 of an f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
 from grader.compare import from_ordered, mismatch_report, ordered, ulp_distance
 
 U32 = 2.0**-24  # unit roundoff of float32
+MAP_ROWS = 64  # rows of the wrong-element map (`wrong_map`): the absmax blocks, grouped
 ROUNDINGS = 4  # the most float32 roundings a correct evaluation of the formula does (see above)
 RELATIVE_BOUND = (1 + U32) ** ROUNDINGS - 1
 
@@ -96,10 +98,26 @@ def explain(out: torch.Tensor, truth: Exact, bad: torch.Tensor, *, blocksize: in
             f"(block {i // blocksize}): got {o[k].item()!r}, exact {truth.values.reshape(-1)[k].item()!r}; {what}")
 
 
-def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str,
-          at: torch.Tensor | None = None) -> list[str]:
+def wrong_map(bad: torch.Tensor, *, numel: int, blocksize: int, at: torch.Tensor | None = None) -> dict[str, Any]:
+    """Where the wrong elements lie, as the HTML report draws it: counts per (group of absmax blocks, position in the
+    block), at most `MAP_ROWS` groups of `blocks_per_row` consecutive blocks (`bad` over the flat positions `at`,
+    when given)."""
+    flat = bad.reshape(-1).nonzero().reshape(-1)
+    index = flat if at is None else at[flat]
+    blocks = -(-numel // blocksize)
+    per_row = -(-blocks // MAP_ROWS)
+    rows = -(-blocks // per_row)
+    cells = (index // blocksize // per_row) * blocksize + index % blocksize
+    counts = torch.bincount(cells, minlength=rows * blocksize).reshape(rows, blocksize)
+    return {"numel": numel, "blocksize": blocksize, "blocks": blocks, "blocks_per_row": per_row,
+            "wrong": int(flat.numel()), "judged": numel if at is None else int(at.numel()), "counts": counts.tolist()}
+
+
+def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str, at: torch.Tensor | None = None,
+          on_wrong: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """Why `out` is not a correct dequantization of (`packed`, `quant_state`); empty when it is. With `at` (flat
-    positions, a 1-D int64 CPU tensor), only those elements' values are judged (the shape still is)."""
+    positions, a 1-D int64 CPU tensor), only those elements' values are judged (the shape still is). `on_wrong`
+    receives the `wrong_map` of values that no correct evaluation gives."""
     if at is not None and isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(quant_state.shape):
         out = out.reshape(-1)[at.to(out.device)]
     elif at is not None:  # a wrong shape: judged whole, for its metadata
@@ -113,4 +131,8 @@ def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str,
     if out.numel() == 0:
         return []
     bad = violations(out, truth)
-    return [explain(out, truth, bad, blocksize=quant_state.blocksize, what=what, at=at)] if bad.any() else []
+    if not bad.any():
+        return []
+    if on_wrong is not None:
+        on_wrong(wrong_map(bad, numel=quant_state.shape.numel(), blocksize=quant_state.blocksize, at=at))
+    return [explain(out, truth, bad, blocksize=quant_state.blocksize, what=what, at=at)]

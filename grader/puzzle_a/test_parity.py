@@ -8,6 +8,8 @@ reported. The gate covers the puzzle's output dtypes, float16 and bfloat16; floa
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 import pytest
 from hypothesis import given, strategies as st
@@ -18,7 +20,24 @@ from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase, weight_cases
 
 
-def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context: str = "") -> float:
+class LargestWrong:
+    """For the HTML report: where the wrong elements lie (`standard.wrong_map`) in the largest failing input a test
+    sees, recorded under the input's description (a shrunk example may hold one element)."""
+
+    def __init__(self, criterion_data: Callable[..., None]) -> None:
+        self._record, self._largest = criterion_data, -1
+
+    def of(self, what: str) -> Callable[[dict[str, Any]], None]:
+        """The `on_wrong` callback of one input, described by `what`."""
+        def keep(found: dict[str, Any]) -> None:
+            if found["numel"] > self._largest:
+                self._largest = found["numel"]
+                self._record(wrong_elements={what: found})
+        return keep
+
+
+def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: LargestWrong, *,
+                 context: str = "") -> float:
     """Call the candidate, judge it by the standard and return the fraction bit-exact with bitsandbytes.
 
     It fails from one place whatever went wrong:
@@ -31,22 +50,25 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, *, context:
     except AssertionError as exc:
         problems = [str(exc)]
     if out is not None:
-        problems = standard.judge(out, q.weight, q.quant_state, what=f"input {case}")
+        problems = standard.judge(out, q.weight, q.quant_state, what=f"input {case}",
+                                  on_wrong=wrong.of(f"{context}{case}"))
     if problems:
         raise AssertionError(context + "\n".join(problems))
     return (out == oracles.bnb_dequantize(q)).float().mean().item() if out.numel() else 1.0
 
 
 @pytest.mark.criterion("A", "correct")
-def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail, shrink_budget):
+def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail, criterion_data,
+                                            shrink_budget):
     """Random shapes (1 element up), dtypes, scales, outliers and zero blocks, quantized by bitsandbytes."""
     exact: list[float] = []
     budget = shrink_budget
+    wrong = LargestWrong(criterion_data)
 
     @given(case=weight_cases(max_numel=max_numel, dtypes=PUZZLE_DTYPES))
     def check(case: WeightCase) -> None:
         with budget.example():
-            exact.append(_graded_call(dequantize_nf4, oracles.quantize(case.make(device)), case))
+            exact.append(_graded_call(dequantize_nf4, oracles.quantize(case.make(device)), case, wrong))
 
     check()
     criterion_detail(f"{len(exact)} weights (float16, bfloat16) within the rounding of a correct float32 evaluation; "
@@ -54,9 +76,10 @@ def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, c
 
 
 @pytest.mark.criterion("A", "correct")
-def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budget):
+def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budget, criterion_data):
     """No caching by pointer: after the weight and its state are overwritten in place, the output follows."""
     budget = shrink_budget
+    wrong = LargestWrong(criterion_data)
 
     @given(first=weight_cases(max_numel=1 << 16, dtypes=PUZZLE_DTYPES), seed=st.integers(0, 2**31 - 1))
     def check(first: WeightCase, seed: int) -> None:
@@ -65,7 +88,7 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
 
     def rewrite_and_grade(first: WeightCase, seed: int) -> None:
         q = oracles.quantize(first.make(device))
-        _graded_call(dequantize_nf4, q, first, context="before the weight was rewritten: ")
+        _graded_call(dequantize_nf4, q, first, wrong, context="before the weight was rewritten: ")
         second = WeightCase(first.shape, first.dtype, first.scale * 3, not first.outliers, False, seed)
         q2 = oracles.quantize(second.make(device))
         qs, qs2 = q.quant_state, q2.quant_state
@@ -73,14 +96,15 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
         qs.absmax.copy_(qs2.absmax)
         qs.offset.copy_(qs2.offset)
         qs.state2.absmax.copy_(qs2.state2.absmax)
-        _graded_call(dequantize_nf4, q, second, context="after the weight and its state were rewritten in place: ")
+        _graded_call(dequantize_nf4, q, second, wrong,
+                     context="after the weight and its state were rewritten in place: ")
 
     check()
 
 
 @pytest.mark.criterion("A", "correct")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-def test_linear4bit_weight(dequantize_nf4, device, dtype):
+def test_linear4bit_weight(dequantize_nf4, device, dtype, criterion_data):
     """The exact object the notebook passes: a `Linear4bit` weight quantized by moving it to the device."""
     from bitsandbytes.nn import Linear4bit
 
@@ -88,7 +112,8 @@ def test_linear4bit_weight(dequantize_nf4, device, dtype):
     layer = layer.to(device)
     layer.weight.quant_state.dtype = dtype
     q = oracles.Quantized(layer.weight.data, layer.weight.quant_state)
-    _graded_call(dequantize_nf4, q, "Linear4bit(192, 320)")
+    _graded_call(dequantize_nf4, q, f"Linear4bit(192, 320), {str(dtype).removeprefix('torch.')}",
+                 LargestWrong(criterion_data))
 
 
 @pytest.mark.criterion("A", "correct")
