@@ -125,8 +125,8 @@ def _settled(ratios: list[float]) -> bool:
 
 @pytest.mark.criterion("A", "speedup")
 @pytest.mark.benchmark(group="A-notebook-protocol", timer=synchronized_perf_counter)
-def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, request, progress,
-                                      also_decide):
+def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, criterion_data, request,
+                                      progress, also_decide):
     if runs_side_by_side(request.config):  # as pytest-benchmark itself does under xdist
         not_measured("tests run side by side under pytest-xdist (-n), so timings would share the device; "
                      "grade the speedup in a run without -n")
@@ -163,7 +163,8 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
         pytest.fail(said, pytrace=False)
     ratios = [_ratio(r) for r in runs]
     totals = _summed(first)
-    lines, suspect = _per_weight(first, slots, bandwidth)
+    lines, suspect, rows = _per_weight(first, slots, bandwidth)
+    criterion_data(per_weight=rows, passes=ratios, copy_bandwidth_gbs=bandwidth / 1e9)
     _record_kernel_times(request, first, slots)
 
     with progress.step("A: the notebook's timing protocol", "1000 x 3 calls per shape, fast_dequantize then candidate"):
@@ -201,9 +202,11 @@ def _ratio(run: list[dict[str, Any]]) -> float:
     return totals["fast_dequantize"] / totals["candidate"]
 
 
-def _per_weight(run: list[dict[str, Any]], slots, bandwidth: float) -> tuple[list[str], list[str]]:
-    """Per-weight lines (medians, spread, ratios, share of copy bandwidth) and the timings below the byte floor."""
-    lines, suspect = [], []
+def _per_weight(run: list[dict[str, Any]], slots,
+                bandwidth: float) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Per-weight lines (medians, spread, ratios, share of copy bandwidth), the timings below the byte floor, and the
+    same figures as data for the HTML report."""
+    lines, suspect, rows = [], [], []
     for slot, copies, proj in zip(run, slots, PROJECTIONS * len(NOTEBOOK_CASES)):
         qs = copies[0][1]
         med = {name: statistics.median(samples) for name, samples in slot["samples_us"].items()}
@@ -214,7 +217,9 @@ def _per_weight(run: list[dict[str, Any]], slots, bandwidth: float) -> tuple[lis
                      f"fast_dequantize {med['fast_dequantize']:.1f} µs ({med['fast_dequantize'] / med['candidate']:.2f}x), "
                      f"bnb {med['bnb']:.1f} µs ({med['bnb'] / med['candidate']:.2f}x), "
                      f"{100 * floor_us / med['candidate']:.0f}% of copy bandwidth")
-    return lines, suspect
+        rows.append({"weight": f"{proj} {tuple(qs.shape)} {str(qs.dtype)[6:]}", "floor_us": floor_us,
+                     "copy_bandwidth_pct": 100 * floor_us / med["candidate"], **{f"{k}_us": v for k, v in med.items()}})
+    return lines, suspect, rows
 
 
 def _record_kernel_times(request: pytest.FixtureRequest, run: list[dict[str, Any]], slots) -> None:
