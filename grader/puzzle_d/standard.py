@@ -26,7 +26,7 @@ from grader.box.client import Box, SubmissionError
 from grader.compare import mismatch_report, nonfinite_report, relative_norm
 from grader.measure.memory import MemoryPeak
 from grader.outcomes import not_measured
-from grader.puzzle_d.oracles import CallLog, ForwardFunction, Result, full_logit
+from grader.puzzle_d.oracles import CallLog, CrossEntropy, ForwardFunction, Result, full_logit
 from grader.puzzle_d.training import TrainingRun
 
 # ---- Parity with the full-logit computation --------------------------------------------------------------
@@ -206,11 +206,28 @@ def run_candidate(box: Box, X: torch.Tensor, linear: torch.nn.Linear, labels: to
     return Result(got["loss"], got["grads"], CallLog(log["rows"], log["linear_out_dtypes"], log["loss_in_dtypes"])), got
 
 
-class Judge:
-    """The parity judge for one test: runs the submission on problems and keeps a running summary."""
+_LOSS_NAMES = {"MeanSquaredError": "MSE", "KLToReference": "KL to a reference", "Composed": "composed",
+               "GRPO": "GRPO"}
 
-    def __init__(self, box: Box, on_judged: Callable[[str], None] = lambda summary: None):
-        self._box, self._on_judged = box, on_judged
+
+def loss_name(forward_function: ForwardFunction) -> str:
+    """The loss a forward function computes, in a word or two (cross-entropy with its variants)."""
+    if isinstance(forward_function, CrossEntropy):
+        f = forward_function
+        variants = [name for name, on in (("label smoothing", f.label_smoothing), ("z-loss", f.z_loss),
+                                          ("softcap", f.softcap)) if on]
+        return "cross-entropy" + (f" ({', '.join(variants)})" if variants else "")
+    return _LOSS_NAMES.get(type(forward_function).__name__, type(forward_function).__name__)
+
+
+class Judge:
+    """The parity judge for one test: runs the submission on problems and keeps a running summary, and per loss the
+    largest share of the allowance used (`on_errors` receives them after each problem, for the HTML report)."""
+
+    def __init__(self, box: Box, on_judged: Callable[[str], None] = lambda summary: None,
+                 on_errors: Callable[[dict[str, dict[str, Any]]], None] = lambda errors: None):
+        self._box, self._on_judged, self._on_errors = box, on_judged, on_errors
+        self._errors: dict[str, dict[str, Any]] = {}
         self._used: list[float] = []
         self._dtypes: set[str] = set()
         self.last: Result | None = None  # the submission's latest result, judged or not
@@ -232,6 +249,7 @@ class Judge:
             got, _ = run_candidate(self._box, X, linear, labels, forward_function, chunk_size, upstream,
                                    deadline=watchdog.deadline(X.device.type, reference_s))
         except AssertionError as exc:
+            self._note(forward_function, math.inf)
             raise AssertionError(f"D.{criterion}: {exc}\ninputs: {inputs}, chunk_size={chunk_size}, "
                                  f"upstream={upstream:g}") from None
         self.last = got
@@ -253,12 +271,20 @@ class Judge:
         if chunks > 1 and any(c.reasons for c in checks):  # the accumulation term only adds: needed only then
             checks = judged(row_sums(X, linear, labels, forward_function, upstream))
         reasons = [r for c in checks for r in c.reasons]
+        self._note(forward_function, max(c.used for c in checks))
         assert not reasons, (f"D.{criterion}: result differs from the full-logit computation\n"
                              f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
         self._used.append(max(c.used for c in checks))
         self._dtypes.add(str(X.dtype).removeprefix("torch."))
         self._on_judged(self.summary())
         return got
+
+    def _note(self, forward_function: ForwardFunction, used: float) -> None:
+        errors = self._errors.setdefault(loss_name(forward_function), {"worst": 0.0, "problems": 0, "over": 0})
+        errors["worst"] = max(errors["worst"], used)
+        errors["problems"] += 1
+        errors["over"] += used > 1
+        self._on_errors(self._errors)
 
     def summary(self) -> str:
         """The problems judged so far and the largest share of the allowance any tensor used."""
@@ -285,6 +311,12 @@ class MemoryComparison:
     def ratio(self) -> float:
         """Candidate peak over naive peak."""
         return self.candidate.peak_bytes / self.naive.peak_bytes
+
+    def as_data(self, where: str) -> dict[str, Any]:
+        """The peaks as data for the HTML report."""
+        return {"candidate_bytes": self.candidate.peak_bytes, "naive_bytes": self.naive.peak_bytes,
+                "retained_bytes": self.candidate.retained_bytes, "limit": HALF_OF_NAIVE, "method": self.candidate.method,
+                "where": where, "problem": self.problem}
 
     def describe(self, what: str, where: str) -> str:
         """One line for the scorecard."""

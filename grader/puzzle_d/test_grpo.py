@@ -48,8 +48,9 @@ def test_grpo_loss_matches_full_logits(judge, device, case, upstream):
 
 
 @pytest.mark.criterion("D", "GRPO_memory_efficient_linear_works")
-def test_grpo_keeps_the_memory_reduction(puzzle_memory, criterion_detail):
+def test_grpo_keeps_the_memory_reduction(puzzle_memory, criterion_detail, criterion_data):
     """The GRPO loss at puzzle size: peak at most half the naive full-logit version's."""
     memory, where = puzzle_memory("grpo")
     criterion_detail(memory.describe("GRPO", where), memory.ratio)
+    criterion_data(peaks={"GRPO": memory.as_data(where)})
     memory.assert_at_most_half("GRPO_memory_efficient_linear_works", "GRPO", where)
