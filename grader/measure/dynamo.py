@@ -12,6 +12,7 @@ never lowered. Works on torch 2.11 and 2.13.
 
 from __future__ import annotations
 
+import linecache
 import logging
 import re
 from contextlib import contextmanager
@@ -24,10 +25,12 @@ _BREAK_AT = re.compile(r"in user code at (?P<loc>\S+:\d+)\s*\nGraph Break Reason
 
 @dataclass(frozen=True)
 class GraphBreak:
-    """One graph break: dynamo's reason (first line) and where in user code it happened."""
+    """One graph break: dynamo's reason (first line), where in user code it happened, and that line of code (read
+    where the code ran: in the box, for a submission)."""
 
     reason: str
     location: str
+    source: str = ""
 
     def __str__(self) -> str:
         return f"{self.location}: {self.reason}"
@@ -147,7 +150,8 @@ def _graph_breaks(counted: dict[str, int], logged: list[str]) -> list[GraphBreak
     for msg in logged:
         m = _BREAK_AT.search(msg)
         if m:
-            gb = GraphBreak(m["why"].strip(), m["loc"])
+            path, _, line = m["loc"].rpartition(":")
+            gb = GraphBreak(m["why"].strip(), m["loc"], linecache.getline(path, int(line)).strip())
             found.setdefault((gb.location, gb.reason), gb)
     located = {gb.reason for gb in found.values()}
     for reason in counted:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -110,13 +111,27 @@ def largest(found: list[Gap], quantity: str) -> Gap:
     return max((g for g in found if g.quantity == quantity), key=lambda g: g.size)
 
 
+def per_step(found: list[Gap], quantity: str) -> list[dict[str, Any]]:
+    """For the HTML report: each micro-batch's loss gap, or each step's largest gradient gap, in the run's order."""
+    if quantity == "loss":
+        return [{"at": g.where, "value": g.value, "where": g.where} for g in found if g.quantity == quantity]
+    worst: dict[str, Gap] = {}
+    for g in (g for g in found if g.quantity == quantity):
+        step = g.where.split(",")[0]
+        if step not in worst or g.size > worst[step].size:
+            worst[step] = g
+    return [{"at": step, "value": g.value, "where": g.where} for step, g in worst.items()]
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """`correct`'s judgement of one run: the figures behind it, the share of the allowance used, the failures."""
+    """`correct`'s judgement of one run: the figures behind it, the share of the allowance used, the failures, and
+    per quantity its floor, tolerance and the run's and the floor run's gaps along the steps (`data`)."""
 
     summary: str
     used: float  # the largest gap over its tolerance, over the quantities
     failures: list[str]
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def judge(run: TrainRecord, oracle: TrainRecord, floor_run: TrainRecord) -> Verdict:
@@ -142,5 +157,7 @@ def judge(run: TrainRecord, oracle: TrainRecord, floor_run: TrainRecord) -> Verd
                             f"computations, in {len(beyond)} of {sum(g.quantity == q for g in run_gaps)} {unit}:\n"
                             f"{listing}{more}")
     used = max(worst[q].size / tolerance[q] for q in QUANTITIES)
-    return Verdict(summary, used, failures)
+    data = {q: {"floor": floor[q], "tolerance": tolerance[q], "run": per_step(run_gaps, q),
+                "floor_run": per_step(floor_gaps, q)} for q in QUANTITIES}
+    return Verdict(summary, used, failures, data)
 

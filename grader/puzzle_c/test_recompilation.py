@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Callable
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from grader.puzzle_c.run import CRun
 
 MAX_COMPILATIONS = 30  # the notebook: "max 30, over 60 is definitely wrong"
+RECOMPILES_RECORDED = 50  # recompile reasons kept as data for the HTML report
 # Lengths allowed to compile: the first (static) and the second (dynamo's automatic dynamic shapes).
 FREE_LENGTHS = 2
 
@@ -22,10 +24,15 @@ def _recompile_lines(c_run: CRun, limit: int = 8) -> str:
 
 
 @pytest.mark.criterion("C", "excessive_recompilation")
-def test_compilations_within_the_notebook_limit(c_run: CRun, criterion_detail: Callable[..., None]) -> None:
+def test_compilations_within_the_notebook_limit(c_run: CRun, criterion_detail: Callable[..., None],
+                                                criterion_data: Callable[..., None]) -> None:
     """At most 30 graphs compiled over the run, and no frame reaches dynamo's recompile limit."""
     report = c_run.dynamo
     n = report.compilations if report else 0
+    criterion_data(compilations={
+        "total": n, "limit": MAX_COMPILATIONS, "micro": [asdict(m) for m in c_run.compiled.micro],
+        "recompiles": [{"function": r.function, "reason": r.reason.splitlines()[0]}
+                       for r in (report.recompiles if report else [])[:RECOMPILES_RECORDED]]})
     criterion_detail(f"{n} compilations ({len(report.recompiles) if report else 0} recompiles) over "
                      f"{len(c_run.schedule.lengths)} micro-batches, {len(set(c_run.schedule.lengths))} lengths; "
                      f"notebook: max {MAX_COMPILATIONS}, over 60 is definitely wrong", n)
