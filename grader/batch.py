@@ -9,7 +9,8 @@ Every (submission, puzzle) pair is one `pytest grader/puzzle_x --submission S --
 own process group. A segfault, an abort, an out-of-memory kill or a hang (past `--timeout-per-puzzle`)
 ends only that worker: the driver fails the puzzle's gate with the reason and the worker's last output,
 and grades everything else. Each submission's scorecard is always written (`OUT/scorecards/NAME.json`),
-then `OUT/leaderboard.json` and `OUT/leaderboard.md`. All workers share one grader seed.
+then `OUT/leaderboard.json`, `OUT/leaderboard.md` and `OUT/leaderboard.html` (with a page per submission,
+`OUT/scorecards/NAME.html`). All workers share one grader seed.
 
 On a host with GPUs, each of the `--jobs` slots is bound to one GPU through CUDA_VISIBLE_DEVICES (by
 default one slot per GPU). `--ray` runs the same workers as Ray tasks on a cluster instead (grader.cluster).
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.html_report import write_leaderboard_pages
 from grader.profiles import DEFAULT_PROFILE
 from grader.report import leaderboard_markdown, scorecard_json, write_json
 from grader.results import reproduce_command
@@ -111,10 +113,12 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
 
 
 def write_leaderboard(cards: list[dict[str, Any]], out: Path) -> None:
-    """`out/leaderboard.json` (every scorecard) and `out/leaderboard.md` (the table)."""
+    """`out/leaderboard.json` (every scorecard), `out/leaderboard.md` (the table) and `out/leaderboard.html` (the
+    submissions x criteria matrix, each row linking to the submission's page, `out/scorecards/NAME.html`)."""
     seeds = sorted({c["grader_seed"] for c in cards})
     write_json(out / "leaderboard.json", {"grader_seeds": seeds, "submissions": cards})
     (out / "leaderboard.md").write_text(leaderboard_markdown(cards))
+    write_leaderboard_pages(cards, out / "leaderboard.html")
 
 
 def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: float, seed: int, out: Path,
@@ -171,7 +175,8 @@ def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], timeout: float, s
         write_json(out / "scorecards" / f"{name}.json", card)
         cards.append(card)
     write_leaderboard(cards, out)
-    print(f"grader.batch: leaderboard written to {out / 'leaderboard.md'} and {out / 'leaderboard.json'}", flush=True)
+    print(f"grader.batch: leaderboard written to {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and "
+          f"{out / 'leaderboard.html'}", flush=True)
     return cards
 
 

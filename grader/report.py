@@ -1,4 +1,5 @@
-"""Scorecards: the terminal table, the JSON file and a Markdown leaderboard row."""
+"""Scorecards: the terminal table, the JSON file and a Markdown leaderboard row (the HTML report: `python -m
+grader.report CARD.json -o PAGE.html`, grader.html_report)."""
 
 from __future__ import annotations
 
@@ -163,3 +164,15 @@ def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
     rows.append("✗: a gate (correctness) failed; *: provisional, some criteria not measured on that machine; "
                 "[p/n]: criteria passed of those graded; (x×): speedup.")
     return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m grader.report CARD.json -o PAGE.html`: a saved scorecard (or a batch's leaderboard.json) as the
+    HTML report (grader.html_report)."""
+    from grader import html_report
+
+    return html_report.main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
