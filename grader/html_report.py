@@ -50,8 +50,10 @@ th.sortable { cursor: pointer; user-select: none; } th.sortable::after { content
 th[aria-sort=descending]::after { content: " \\2193"; color: #000; }
 th[aria-sort=ascending]::after { content: " \\2191"; color: #000; }
 table.matrix th.crit { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; font-size: 12px; }
-table.matrix td { vertical-align: middle; white-space: nowrap; } table.matrix td.status { font-size: 12px; }
+table.matrix td { vertical-align: middle; white-space: nowrap; }
+table.matrix th, table.matrix td { padding: 3px 4px; } table.matrix td.status { font-size: 11px; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: .5em; }
+body.wide { max-width: none; } .scroll { overflow-x: auto; }
 """
 
 SORT_SCRIPT = """
@@ -75,11 +77,12 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _page(title: str, body: list[str], script: str = "") -> str:
+def _page(title: str, body: list[str], script: str = "", *, wide: bool = False) -> str:
     tail = f"<script>{script}</script>\n" if script else ""
+    opening = '<body class="wide">' if wide else "<body>"
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{_e(title)}</title>\n'
-            f"<style>{STYLE}</style>\n</head>\n<body>\n" + "\n".join(body) + f"\n{tail}</body>\n</html>\n")
+            f"<style>{STYLE}</style>\n</head>\n{opening}\n" + "\n".join(body) + f"\n{tail}</body>\n</html>\n")
 
 
 def criterion_command(reproduce: str, letter: str, name: str) -> str:
@@ -252,9 +255,9 @@ def leaderboard_page(cards: list[dict[str, Any]], pages: dict[str, str]) -> str:
             "to sort; a submission's name opens its scorecard</p>",
             f'<p class="legend">{legend} <span>{NOT_GRADED}: not graded in this run</span> · ✗: a gate failed (the puzzle '
             "scores 0) · *: provisional, some criteria not measured on that machine</p>",
-            f'<table class="matrix"><thead><tr>{"".join(head1)}</tr><tr>{"".join(head2)}</tr></thead>',
-            f'<tbody>{"".join(rows)}</tbody></table>']
-    return _page("Leaderboard", body, SORT_SCRIPT)
+            f'<div class="scroll"><table class="matrix"><thead><tr>{"".join(head1)}</tr><tr>{"".join(head2)}</tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table></div>']
+    return _page("Leaderboard", body, SORT_SCRIPT, wide=True)
 
 
 def write_card_page(card: dict[str, Any], path: Path, *, back: str | None = None) -> None:
