@@ -58,7 +58,7 @@ class Errors:
     """D's largest share of the parity allowance used, per (criterion, loss); None where no usable result came."""
 
     labels: list[str]  # "criterion: loss"
-    worst: list[float | None]
+    worst: list[float | None]  # None: a result missing, malformed or not finite
     over: list[int]  # problems beyond the allowance
     problems: list[int]
 
@@ -195,7 +195,8 @@ def peaks(puzzle: dict[str, Any]) -> Figure:
     rows = []
     for criterion in ("VRAM_50_percent_reduction", "GRPO_memory_efficient_linear_works"):
         for loss, p in _data(puzzle, criterion).get("peaks", {}).items():
-            if isinstance(p, dict) and None not in (number(p.get("candidate_bytes")), number(p.get("naive_bytes"))):
+            if isinstance(p, dict) and number(p.get("candidate_bytes")) is not None and (
+                    number(p.get("naive_bytes")) or 0) > 0:
                 rows.append((str(loss), p))
     if not rows:
         return Figure("D.peaks", title, None, _absent(puzzle, "D", "VRAM_50_percent_reduction"))
@@ -275,7 +276,7 @@ def deviations(puzzle: dict[str, Any]) -> Figure:
     found = []
     for q in QUANTITIES:
         d = data.get(q) if isinstance(data, dict) else None
-        if not isinstance(d, dict) or None in (number(d.get("floor")), number(d.get("tolerance"))):
+        if not isinstance(d, dict) or number(d.get("floor")) is None or not (number(d.get("tolerance")) or 0) > 0:
             continue
         run = [g for g in d.get("run", []) if isinstance(g, dict)]
         floor_run = {str(g.get("at")): number(g.get("value")) for g in d.get("floor_run", []) if isinstance(g, dict)}

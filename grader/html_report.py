@@ -287,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=None, help="the HTML file (default: CARD with .html)")
     args = parser.parse_args(argv)
     data = json.loads(args.card.read_text())
+    if not isinstance(data, dict) or not ("puzzles" in data or "submissions" in data):
+        parser.error(f"{args.card} is neither a scorecard (--score-json) nor a batch's leaderboard.json")
     out = args.output or args.card.with_suffix(".html")
     if "submissions" in data:
         write_leaderboard_pages(data["submissions"], out)

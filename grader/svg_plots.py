@@ -99,7 +99,7 @@ def _errors(fig: Any, d: f.Errors) -> None:
     colors = [COLORS["bad"] if (o or w is None or w > 1) else COLORS["ok"] for w, o in zip(d.worst, d.over)]
     ax.barh(range(len(d.labels)), [v - bottom for v in values], color=colors, left=bottom)
     for k, (v, w, o, p) in enumerate(zip(values, d.worst, d.over, d.problems)):
-        said = "no usable result" if w is None else f"{w:.3g}"
+        said = "missing, malformed or not finite" if w is None else f"{w:.3g}"
         ax.annotate(f" {said}; {o} of {p} problems over", (v, k), va="center", fontsize=7)
     ax.axvline(1.0, color="black", linestyle="dashed", label="the allowance (error = allowed)")
     ax.set_xscale("log")
@@ -154,7 +154,8 @@ def _deviations(fig: Any, found: f.Deviations) -> None:
         if missing:
             ax.scatter(missing, [d.tolerance * 10] * len(missing), marker="^", color=COLORS["bad"],
                        label="no finite value")
-        ax.axhline(d.floor, color=COLORS["floor"], linewidth=0.8, label="noise floor (largest of the floor run)")
+        if d.floor > 0:  # a floor run that matched the oracle exactly has none to draw on a log scale
+            ax.axhline(d.floor, color=COLORS["floor"], linewidth=0.8, label="noise floor (largest of the floor run)")
         ax.axhline(d.tolerance, color=COLORS["bad"], linestyle="dashed", label="tolerance")
         ax.set_yscale("log")
         top = max([d.tolerance, *(v for _, v in run + floor)])

@@ -179,6 +179,21 @@ def test_the_leaderboard_ranks_by_total_and_carries_each_puzzle_score_to_sort_by
     assert 'class="sortable" data-key="total"' in page and 'data-key="a"' in page
 
 
+def test_a_saved_card_or_leaderboard_renders_again_from_the_command_line(tmp_path, capsys):
+    card = _card({"A": _puzzle({"speedup": _criterion("passed", data=SPEED)})}, name="mine")
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    assert html_report.main([str(tmp_path / "card.json")]) == 0
+    assert (tmp_path / "card.html").read_text() == html_report.card_page(card)
+    (tmp_path / "board.json").write_text(json.dumps({"grader_seeds": [1], "submissions": [card]}))
+    assert html_report.main([str(tmp_path / "board.json"), "-o", str(tmp_path / "out" / "board.html")]) == 0
+    assert 'href="scorecards/mine.html"' in (tmp_path / "out" / "board.html").read_text()
+    assert (tmp_path / "out" / "scorecards" / "mine.html").read_text() == html_report.card_page(card, back="../board.html")
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit) as stop:
+        html_report.main([str(tmp_path / "other.json")])
+    assert stop.value.code == 2 and "neither a scorecard" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- real gradings
 
 
