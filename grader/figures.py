@@ -127,9 +127,16 @@ def number(x: Any) -> float | None:
     return float(x)
 
 
+def _mapping(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def _items(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
 def _data(puzzle: dict[str, Any], criterion: str) -> dict[str, Any]:
-    data = puzzle.get("criteria", {}).get(criterion, {}).get("data")
-    return data if isinstance(data, dict) else {}
+    return _mapping(_mapping(puzzle.get("criteria", {}).get(criterion)).get("data"))
 
 
 def _absent(puzzle: dict[str, Any], letter: str, criterion: str) -> str:
@@ -151,10 +158,10 @@ def kernel_times(puzzle: dict[str, Any]) -> Figure:
     """A: per-weight kernel times of the candidate against fast_dequantize and bitsandbytes."""
     title = "A: kernel time per weight (median, CUDA events)"
     data = _data(puzzle, "speedup")
-    rows = [r for r in data.get("per_weight", []) if isinstance(r, dict) and isinstance(r.get("weight"), str)]
+    rows = [r for r in _items(data.get("per_weight")) if isinstance(r, dict) and isinstance(r.get("weight"), str)]
     if not rows:
         return Figure("A.kernel_times", title, None, _absent(puzzle, "A", "speedup"))
-    passes = [p for p in (number(x) for x in data.get("passes", [])) if p is not None]
+    passes = [p for p in (number(x) for x in _items(data.get("passes"))) if p is not None]
     return Figure("A.kernel_times", title, KernelTimes(
         [r["weight"] for r in rows], {s: [number(r.get(f"{s}_us")) for r in rows] for s in SPEED_SERIES},
         [number(r.get("floor_us")) for r in rows], [number(r.get("copy_bandwidth_pct")) for r in rows], passes))
@@ -164,7 +171,7 @@ def wrong_maps(puzzle: dict[str, Any]) -> list[Figure]:
     """A: where the wrong elements lie, for the largest failing inputs `correct` recorded."""
     title = "A: where the wrong elements lie"
     found = []
-    for what, m in _data(puzzle, "correct").get("wrong_elements", {}).items():
+    for what, m in _mapping(_data(puzzle, "correct").get("wrong_elements")).items():
         counts = m.get("counts") if isinstance(m, dict) else None
         sizes = [number(m.get(k)) if isinstance(m, dict) else None
                  for k in ("blocksize", "blocks", "blocks_per_row", "wrong", "judged")]
@@ -194,7 +201,7 @@ def peaks(puzzle: dict[str, Any]) -> Figure:
     title = "D: peak memory at the puzzle's size against the naive version"
     rows = []
     for criterion in ("VRAM_50_percent_reduction", "GRPO_memory_efficient_linear_works"):
-        for loss, p in _data(puzzle, criterion).get("peaks", {}).items():
+        for loss, p in _mapping(_data(puzzle, criterion).get("peaks")).items():
             if isinstance(p, dict) and number(p.get("candidate_bytes")) is not None and (
                     number(p.get("naive_bytes")) or 0) > 0:
                 rows.append((str(loss), p))
@@ -211,7 +218,7 @@ def errors(puzzle: dict[str, Any]) -> Figure:
     title = "D: worst error against its allowance, per loss"
     labels, worst, over, problems = [], [], [], []
     for criterion in puzzle.get("criteria", {}):
-        for loss, e in _data(puzzle, criterion).get("errors", {}).items():
+        for loss, e in _mapping(_data(puzzle, criterion).get("errors")).items():
             if not isinstance(e, dict) or number(e.get("problems")) is None:
                 continue
             labels.append(f"{criterion}: {loss}")
@@ -232,7 +239,7 @@ def compilations(puzzle: dict[str, Any]) -> Figure:
     if not isinstance(micro, list) or not micro or not all(
             isinstance(m, dict) and all(number(m.get(k)) is not None for k in keys) for m in micro):
         return Figure("C.compilations", title, None, _absent(puzzle, "C", "excessive_recompilation"))
-    recompiles = [(str(r.get("function", "")), str(r.get("reason", ""))) for r in data.get("recompiles", [])
+    recompiles = [(str(r.get("function", "")), str(r.get("reason", ""))) for r in _items(data.get("recompiles"))
                   if isinstance(r, dict)]
     return Figure("C.compilations", title, Compilations(
         [f"step {int(m['step'])}, {int(m['batch'])}x{int(m['length'])}" for m in micro],
@@ -278,8 +285,8 @@ def deviations(puzzle: dict[str, Any]) -> Figure:
         d = data.get(q) if isinstance(data, dict) else None
         if not isinstance(d, dict) or number(d.get("floor")) is None or not (number(d.get("tolerance")) or 0) > 0:
             continue
-        run = [g for g in d.get("run", []) if isinstance(g, dict)]
-        floor_run = {str(g.get("at")): number(g.get("value")) for g in d.get("floor_run", []) if isinstance(g, dict)}
+        run = [g for g in _items(d.get("run")) if isinstance(g, dict)]
+        floor_run = {str(g.get("at")): number(g.get("value")) for g in _items(d.get("floor_run")) if isinstance(g, dict)}
         at = [str(g.get("at")) for g in run]
         found.append(Deviation(q, at, [number(g.get("value")) for g in run], [floor_run.get(a) for a in at],
                                float(d["floor"]), float(d["tolerance"])))

@@ -17,6 +17,7 @@ import torch
 from grader import figures, html_report, svg_plots
 from grader.puzzle_a.standard import MAP_ROWS, wrong_map
 from grader.results import merge_data
+from grader.rubric import PUZZLES
 from tests.batching import run_batch, scorecard
 from tests.verdicts import BROKEN, grade
 
@@ -107,6 +108,11 @@ def test_a_picture_without_its_data_says_why_instead_of_drawing():
     assert ungraded.missing == "not recorded: A.speedup was not graded in this run"
     malformed = _puzzle({"correct": _criterion("failed", data={"wrong_elements": {"x": {"counts": [["a"]]}}})})
     assert figures.figures("A", malformed)[1].data is None  # a value of the wrong type is not drawn
+    garbage = {key: 7 for key in ("per_weight", "passes", "wrong_elements", "peaks", "errors", "compilations",
+                                  "graph_breaks", "deviations", "performance")}
+    for letter in ("A", "C", "D"):
+        anything = _puzzle({c.name: _criterion("passed", data=garbage) for c in PUZZLES[letter].criteria})
+        assert [f.data for f in figures.figures(letter, anything)] == [None] * len(figures.figures(letter, anything))
     page = html_report.card_page(_card({"A": measured}))
     assert page.count('class="missing"') == 2 and "<svg" not in page
 
