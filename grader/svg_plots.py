@@ -13,26 +13,11 @@ from typing import Any, Callable
 from grader import figures as f
 
 COLORS = {"candidate": "#1f77b4", "fast_dequantize": "#ff7f0e", "bnb": "#7f7f7f", "naive": "#9e9e9e",
-          "ok": "#2e7d32", "bad": "#c62828", "floor": "#6a1b9a"}
+          "ok": "#2e7d32", "bad": "#c62828", "floor": "#6a1b9a", "compiled": "#5c6bc0"}
 WIDTH_IN = 9.0
 GIB = 2**30
-
-
-def _figure(height_in: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
-
-
-def _to_svg(fig: Any, key: str) -> str:
-    """The figure as an `<svg>` element: text as text, ids salted with `key` (unique within a page)."""
-    import matplotlib
-
-    out = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key, "font.size": 9}):
-        fig.savefig(out, format="svg", metadata={"Date": None})
-    text = out.getvalue()
-    return re.sub(r"^.*?(?=<svg)", "", text, count=1, flags=re.S)
+# Text stays text; the SVG's ids are salted per picture (set in `svg`), so that two pictures on a page share none.
+RC = {"svg.fonttype": "none", "font.size": 9}
 
 
 def _kernel_times(fig: Any, d: f.KernelTimes) -> None:
@@ -113,12 +98,12 @@ def _errors(fig: Any, d: f.Errors) -> None:
 def _compilations(fig: Any, d: f.Compilations) -> None:
     ax = fig.subplots()
     xs = range(len(d.counts))
-    ax.bar(xs, d.counts, color=[COLORS["bad"] if c else COLORS["naive"] for c in d.counts], label="compilations")
+    ax.bar(xs, d.counts, color=COLORS["compiled"], label="compilations")
     ax.set_xticks(list(xs), d.labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("graphs compiled")
     ax.set_xlabel("micro-batch (step, batch x padded length)")
     lengths = ax.twinx()
-    lengths.plot(list(xs), d.lengths, marker="o", color=COLORS["candidate"], linewidth=1, label="sequence length")
+    lengths.plot(list(xs), d.lengths, marker="o", color=COLORS["naive"], linewidth=1, label="sequence length")
     lengths.set_ylabel("padded length")
     ax.set_title(f"{d.total} compilations over the run (the notebook's limit: {d.limit})")
     _legend(fig, ax, lengths)
@@ -192,8 +177,18 @@ def drawable(data: Any) -> bool:
 
 
 def svg(figure: f.Figure) -> str:
-    """`figure`'s data drawn as an inline `<svg>` element."""
+    """`figure`'s data drawn as an inline `<svg>` element (its ids salted with the figure's key)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
     draw, height = _DRAW[type(figure.data)]
-    fig = _figure(height(figure.data))
-    draw(fig, figure.data)
-    return _to_svg(fig, figure.key)
+    out = io.StringIO()
+    with matplotlib.rc_context({**RC, "svg.hashsalt": figure.key}):
+        fig = Figure(figsize=(WIDTH_IN, height(figure.data)), layout="constrained")
+        draw(fig, figure.data)
+        fig.savefig(out, format="svg", metadata={"Date": None})
+    text = re.sub(r"^.*?(?=<svg)", "", out.getvalue(), count=1, flags=re.S)
+    # matplotlib also names every group (figure_1, axes_1, ...), alike in every picture: only the ids that something
+    # refers to (salted) are kept, so that a page's ids stay unique.
+    used = set(re.findall(r'(?:url\(#|href="#)([^)"]+)', text))
+    return re.sub(r'\sid="([^"]+)"', lambda m: m.group(0) if m.group(1) in used else "", text)

@@ -164,6 +164,8 @@ def test_every_picture_is_an_inline_svg_that_fetches_nothing():
         assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "<?xml" not in svg
         assert not re.search(r'(href|src)="(?!#|data:)', svg), "an SVG refers to something outside itself"
     assert "speedup over fast_dequantize per pass: 1.210x, 1.230x" in svg_plots.svg(shown[0])  # text stays text
+    ids = re.findall(r'\sid="([^"]+)"', html_report.card_page(card))
+    assert len(ids) == len(set(ids)), "two pictures of a page share an id"
 
 
 def test_a_card_page_escapes_what_it_shows_and_narrows_each_reproduce_command():
