@@ -171,11 +171,6 @@ _DRAW: dict[type, tuple[Callable[[Any, Any], None], Callable[[Any], float]]] = {
 }
 
 
-def drawable(data: Any) -> bool:
-    """Whether `svg` draws this kind of figure data (graph breaks are a table instead)."""
-    return type(data) in _DRAW
-
-
 def svg(figure: f.Figure) -> str:
     """`figure`'s data drawn as an inline `<svg>` element (its ids salted with the figure's key)."""
     import matplotlib

@@ -117,24 +117,19 @@ def test_a_picture_without_its_data_says_why_instead_of_drawing():
     assert page.count('class="missing"') == 2 and "<svg" not in page
 
 
-def test_d_pictures_draw_the_peaks_and_the_errors_per_loss():
+def _d_puzzle() -> dict[str, Any]:
     peak = {"candidate_bytes": 3 * 2**30, "naive_bytes": 24 * 2**30, "limit": 0.5, "where": "fake tensors"}
-    puzzle = _puzzle({"correct": _criterion("passed", data={"errors": {"cross-entropy": {
-                          "worst": 0.2, "problems": 9, "over": 0}}}),
-                      "VRAM_50_percent_reduction": _criterion("passed", data={"peaks": {"cross-entropy": peak}}),
-                      "show_other_functions_work": _criterion("failed", data={"errors": {
-                          "MSE": {"worst": None, "problems": 3, "over": 1}}})})
-    peaks, errors = figures.figures("D", puzzle)
-    assert (peaks.data.losses, peaks.data.candidate, peaks.data.naive, peaks.data.limit) == (
-        ["cross-entropy"], [3.0 * 2**30], [24.0 * 2**30], 0.5)
-    assert errors.data.labels == ["correct: cross-entropy", "show_other_functions_work: MSE"]
-    assert (errors.data.worst, errors.data.over, errors.data.problems) == ([0.2, None], [0, 1], [9, 3])
+    return _puzzle({"correct": _criterion("passed", data={"errors": {"cross-entropy": {
+                        "worst": 0.2, "problems": 9, "over": 0}}}),
+                    "VRAM_50_percent_reduction": _criterion("passed", data={"peaks": {"cross-entropy": peak}}),
+                    "show_other_functions_work": _criterion("failed", data={"errors": {
+                        "MSE": {"worst": None, "problems": 3, "over": 1}}})})
 
 
-def test_c_pictures_draw_compilations_breaks_deviations_and_performance():
+def _c_puzzle() -> dict[str, Any]:
     micro = [{"step": 0, "batch": 2, "length": 48, "compilations": 3}, {"step": 0, "batch": 2, "length": 61,
                                                                          "compilations": 1}]
-    puzzle = _puzzle({
+    return _puzzle({
         "excessive_recompilation": _criterion("passed", data={"compilations": {
             "total": 4, "limit": 30, "micro": micro, "recompiles": [{"function": "f (a.py:1)", "reason": "size"}]}}),
         "no_graph_breaks": _criterion("failed", data={"graph_breaks": [
@@ -142,7 +137,23 @@ def test_c_pictures_draw_compilations_breaks_deviations_and_performance():
         "correct": _criterion("passed", data={"deviations": DEVIATIONS, "performance": {
             "steady_step_s": {"compiled": 0.2, "eager": 0.8}, "peak_bytes": {"compiled": 2.0, "eager": 4.0},
             "compile_overhead_s": 30.0}})})
-    comp, breaks, dev, perf = figures.figures("C", puzzle)
+
+
+def _a_puzzle() -> dict[str, Any]:
+    return _puzzle({"speedup": _criterion("passed", data=SPEED), "correct": _criterion(
+        "failed", data={"wrong_elements": {"w": wrong_map(torch.ones(70, dtype=torch.bool), numel=70, blocksize=64)}})})
+
+
+def test_d_pictures_draw_the_peaks_and_the_errors_per_loss():
+    peaks, errors = figures.figures("D", _d_puzzle())
+    assert (peaks.data.losses, peaks.data.candidate, peaks.data.naive, peaks.data.limit) == (
+        ["cross-entropy"], [3.0 * 2**30], [24.0 * 2**30], 0.5)
+    assert errors.data.labels == ["correct: cross-entropy", "show_other_functions_work: MSE"]
+    assert (errors.data.worst, errors.data.over, errors.data.problems) == ([0.2, None], [0, 1], [9, 3])
+
+
+def test_c_pictures_draw_compilations_breaks_deviations_and_performance():
+    comp, breaks, dev, perf = figures.figures("C", _c_puzzle())
     assert (comp.data.labels, comp.data.lengths, comp.data.counts) == (["step 0, 2x48", "step 0, 2x61"], [48, 61], [3, 1])
     assert comp.data.recompiles == [("f (a.py:1)", "size")] and (comp.data.total, comp.data.limit) == (4, 30)
     assert breaks.data.breaks == [("s.py:14", "item()", "if x.item():")]
@@ -156,15 +167,18 @@ def test_c_pictures_draw_compilations_breaks_deviations_and_performance():
 
 
 def test_every_picture_is_an_inline_svg_that_fetches_nothing():
-    card = _card({"A": _puzzle({"speedup": _criterion("passed", data=SPEED), "correct": _criterion(
-        "failed", data={"wrong_elements": {"w": wrong_map(torch.ones(70, dtype=torch.bool), numel=70, blocksize=64)}})})})
-    shown = [f for f in figures.figures("A", card["puzzles"]["A"]) if f.data is not None]
+    card = _card({"A": _a_puzzle(), "C": _c_puzzle(), "D": _d_puzzle()})
+    shown = [f for k, p in card["puzzles"].items() for f in figures.figures(k, p)
+             if f.data is not None and not isinstance(f.data, figures.GraphBreaks)]
+    assert len(shown) == 2 + 3 + 2  # A: times, map; C: compilations, deviations, performance; D: peaks, errors
     for fig in shown:
         svg = svg_plots.svg(fig)
         assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "<?xml" not in svg
         assert not re.search(r'(href|src)="(?!#|data:)', svg), "an SVG refers to something outside itself"
     assert "speedup over fast_dequantize per pass: 1.210x, 1.230x" in svg_plots.svg(shown[0])  # text stays text
-    ids = re.findall(r'\sid="([^"]+)"', html_report.card_page(card))
+    page = html_report.card_page(card)
+    assert page.count("<svg") == len(shown) and "<code>if x.item():</code>" in page  # the graph break's table
+    ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "two pictures of a page share an id"
 
 
