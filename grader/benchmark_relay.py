@@ -134,6 +134,26 @@ def record_samples(config: pytest.Config, *, name: str, fullname: str, group: st
     return True
 
 
+def summary(config: pytest.Config) -> dict[str, Any] | None:
+    """This run's benchmarks for the scorecard (after pytest-benchmark's own session finish): each one's median and
+    rounds and, when `--benchmark-compare` loaded a saved run, that run's name and median of the same benchmark.
+    None where pytest-benchmark is absent, off, or recorded nothing."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled or not any(session.benchmarks):
+        return None
+    saved = next(iter((session.compared_mapping or {}).items()), None)  # pytest-benchmark compares the first
+    previous = saved[1] if saved else {}
+    entries = []
+    for bench in session.benchmarks:
+        if not bench:
+            continue
+        before = previous.get(bench.fullname)
+        entries.append({"fullname": bench.fullname, "name": bench.name, "group": bench.group,
+                        "median_s": bench.stats.median, "rounds": bench.stats.rounds,
+                        "previous_median_s": before["stats"]["median"] if before else None})
+    return {"compared_with": saved[0].stem if saved else None, "entries": entries}
+
+
 class _WorkerRelay:
     """In the one worker of an isolated run: what pytest-benchmark recorded leaves with each phase's report."""
 

@@ -196,7 +196,39 @@ def card_page(card: dict[str, Any], *, back: str | None = None) -> str:
     for letter, p in puzzles.items():
         per_puzzle = reproduce.get(letter) if isinstance(reproduce, dict) else reproduce
         body += _puzzle_section(letter, p, per_puzzle)
+    if card.get("benchmarks"):
+        body += _benchmarks_section(card["benchmarks"])
     return _page(f"Scorecard: {name}", body)
+
+
+def _benchmarks_section(benchmarks: dict[str, Any]) -> list[str]:
+    """pytest-benchmark's figures of the run: each benchmark's median and rounds, and beside it the saved run that
+    `--benchmark-compare` loaded (its median and the ratio now / then), when there was one."""
+    saved = benchmarks.get("compared_with")
+    rows = []
+    for b in benchmarks.get("entries", []):
+        now, then = b.get("median_s"), b.get("previous_median_s")
+        ratio = f"{now / then:.3f}x" if now and then else "no saved figure"
+        rows.append(f"<tr><td>{_e(b.get('group'))}</td><td><code>{_e(b.get('name'))}</code></td>"
+                    f"<td>{_e(_seconds(now))}</td><td>{_e(b.get('rounds'))}</td>"
+                    + (f"<td>{_e(_seconds(then))}</td><td>{_e(ratio)}</td>" if saved else "") + "</tr>")
+    head = "<th>group</th><th>benchmark</th><th>median</th><th>rounds</th>" + (
+        f"<th>median in {_e(saved)}</th><th>now / then</th>" if saved else "")
+    said = (f"compared with the saved run {_e(saved)} (<code>--benchmark-compare</code>)" if saved else
+            "no saved run compared (<code>--benchmark-autosave</code> keeps one, <code>--benchmark-compare</code> "
+            "compares with it)")
+    return ['<h2 id="benchmarks">pytest-benchmark</h2>', f"<p>{said}</p>",
+            f'<table class="benchmarks"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>']
+
+
+def _seconds(value: float | None) -> str:
+    """'12.3 µs' style: a median in the unit that suits it."""
+    if value is None:
+        return "n/a"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.4g} {unit}"
+    return f"{value / 1e-9:.4g} ns"
 
 
 def _total(card: dict[str, Any]) -> int:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from hypothesis.errors import FlakyFailure
 
-from grader import profiles
+from grader import benchmark_relay, profiles
 from grader.outcomes import STOP_ATTRIBUTE
 from grader.progress import Progress
 from grader.report import box_line
@@ -178,6 +178,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     card = state.scorecard = build_scorecard(state, config)
     if card is None:
         return
+    card.benchmarks = benchmark_relay.summary(config)  # pytest-benchmark's own session has finished (it wraps)
     json_path = config.getoption("score_json")
     if json_path:
         card.write_json(Path(config.invocation_params.dir, json_path))

@@ -77,13 +77,15 @@ class Scorecard:
     puzzles: dict[str, PuzzleCard]
     reproduce: str
     box: dict[str, str] | None = None
+    benchmarks: dict[str, Any] | None = None  # grader.benchmark_relay.summary: pytest-benchmark's, with a comparison
 
     def as_json(self) -> dict[str, Any]:
-        """JSON-safe dict: submission, seed, environment, box, and per puzzle score and criteria."""
+        """JSON-safe dict: submission, seed, environment, box, per puzzle score and criteria, and the run's
+        pytest-benchmark figures where it recorded any."""
         return scorecard_json(submission=self.submission, grader_seed=self.grader_seed,
                               hypothesis_profile=self.hypothesis_profile, environment=self.environment,
                               reproduce=self.reproduce, puzzles={k: p.as_json() for k, p in self.puzzles.items()},
-                              box=self.box)
+                              box=self.box, **({"benchmarks": self.benchmarks} if self.benchmarks else {}))
 
     def write_json(self, path: Path) -> None:
         """Write the scorecard to `path` (parents created)."""

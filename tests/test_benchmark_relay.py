@@ -69,6 +69,7 @@ def test_raises_in_its_second_round(benchmark):
     benchmark.pedantic(once, rounds=2)
 
 
+@pytest.mark.criterion("A", "correct")  # a criterion, so the grading run writes a scorecard
 def test_without_benchmark():
     with open("ran-in.txt", "a") as f:  # which process ran the tests: an xdist worker, or pytest's own
         f.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
@@ -155,10 +156,17 @@ def test_autosave_keeps_history_and_the_next_run_compares_against_it(pytester, m
     assert history["machine_info"]["grader_environment"]["device"] and "commit_info" in history
 
     again = _run(pytester, monkeypatch, *keep, "--benchmark-autosave", "--benchmark-compare",
-                 "--benchmark-compare-fail", "mean:5%")
+                 "--benchmark-compare-fail", "mean:5%", "--score-json", "card.json", "--report-html", "card.html")
     again.assert_outcomes(passed=4)
     out = again.stdout.str() + again.stderr.str()
     assert "Comparing against benchmarks from" in out and saved[0].stem in out, out[-3000:]
+    # The scorecard and its page carry the comparison: each benchmark's median now and in the saved run.
+    compared = json.loads((pytester.path / "card.json").read_text())["benchmarks"]
+    assert compared["compared_with"] == saved[0].stem, compared
+    ticks = next(e for e in compared["entries"] if e["fullname"] == "test_bench.py::test_ticks")
+    assert ticks["median_s"] == ticks["previous_median_s"] == statistics.median(ROUNDS_S), ticks
+    page = (pytester.path / "card.html").read_text()
+    assert f"compared with the saved run {saved[0].stem}" in page and "1.000x" in page, page[-2000:]
     assert out.count("(NOW)") == 3 and out.count(f"({saved[0].stem[:4]}") == 3, out[-3000:]
     assert "Performance has regressed" not in out and again.ret == 0
     assert [p.name[:5] for p in sorted(storage.glob("*/*.json"))] == ["0001_", "0002_"]
