@@ -216,6 +216,23 @@ def test_a_saved_card_or_leaderboard_renders_again_from_the_command_line(tmp_pat
     assert stop.value.code == 2 and "neither a scorecard" in capsys.readouterr().err
 
 
+KEPT_CARDS = sorted((Path(__file__).resolve().parent.parent / "docs" / "cards").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", KEPT_CARDS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_scorecard_kept_with_the_benchmarks_renders(path, tmp_path):
+    """The GPU runs' cards that BENCHMARKS.md cites (docs/cards/) render with the command a reviewer uses: every
+    puzzle's score and every criterion's status on the page."""
+    card = json.loads(path.read_text())
+    assert html_report.main([str(path), "-o", str(tmp_path / "card.html")]) == 0
+    page = (tmp_path / "card.html").read_text()
+    for letter, p in card["puzzles"].items():
+        assert f"Puzzle {letter}: {p['score']}/{p['max']}" in page
+        for name, c in p["criteria"].items():
+            row = f'<tr id="{letter}.{name}"><td><code>{name}</code></td><td class="status s-{c["status"]}">'
+            assert row in page, row
+
+
 # ---------------------------------------------------------------- real gradings
 
 
