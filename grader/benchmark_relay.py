@@ -154,8 +154,8 @@ def summary(config: pytest.Config) -> dict[str, Any] | None:
     return {"compared_with": saved[0].stem if saved else None, "entries": entries}
 
 
-class _WorkerRelay:
-    """In the one worker of an isolated run: what pytest-benchmark recorded leaves with each phase's report."""
+class _Relay:
+    """Either side of the relay: gives pytest-benchmark the user's own settings back when the session starts."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -163,6 +163,10 @@ class _WorkerRelay:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         _release(self.config)
+
+
+class _WorkerRelay(_Relay):
+    """In the one worker of an isolated run: what pytest-benchmark recorded leaves with each phase's report."""
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
@@ -176,15 +180,8 @@ class _WorkerRelay:
         return report
 
 
-class _ControllerRelay:
+class _ControllerRelay(_Relay):
     """In the controller of an isolated run: the worker's benchmarks become pytest-benchmark's own entries."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        _release(self.config)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for data in getattr(report, ATTRIBUTE, ()):
