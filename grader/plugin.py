@@ -186,7 +186,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if html_path:
         from grader import html_report
 
-        html_report.write_card_page(card.as_json(), Path(config.invocation_params.dir, html_path))
+        try:
+            html_report.write_card_page(card.as_json(), Path(config.invocation_params.dir, html_path))
+        except Exception as exc:  # the scorecard still prints; the run fails, naming why the page is missing
+            state.report_error = f"--report-html {html_path}: not written ({type(exc).__name__}: {exc})"
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return
     # A gate that failed fails the run; one a CPU could not decide leaves the score at 0, provisional, and
@@ -221,6 +226,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if letter in card.puzzles:
             got = card.puzzles[letter].score.points
             tr.write_line(f"--min-score {letter}={need}: scored {got} -> {'ok' if got >= need else 'BELOW'}")
+    if state.report_error:
+        tr.write_line(f"grader: {state.report_error}", red=True)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -59,6 +59,7 @@ class GraderSession:
     results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None
+    report_error: str | None = None  # why --report-html could not be written (the run then fails)
     box: BoxInfo | None = None  # the sandbox the submission runs in (grader.box.sandbox.probe)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

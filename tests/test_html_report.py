@@ -253,6 +253,16 @@ def test_a_grading_whose_gate_fails_still_writes_its_report_with_the_wrong_eleme
     assert text.count("<svg") == 2 and 'data-figure="A.wrong_elements.1"' in text
 
 
+def test_a_report_that_cannot_be_written_fails_the_run_and_says_why(pytester):
+    """The scorecard is still written and printed; the run exits 3 (the grader's own failure), naming the page."""
+    (pytester.path / "taken").write_text("a file, not a folder")
+    card = grade(pytester, "solutions", puzzles=("A",), criteria=("A.correct",),
+                 extra=("-k", "linear4bit", "--report-html", str(pytester.path / "taken" / "card.html")))
+    assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "passed"
+    assert card["exit_code"] == 3 and "grader scorecard" in card["output"], card["output"][-2000:]
+    assert re.search(r"grader: --report-html \S+taken/card.html: not written \(FileExistsError", card["output"])
+
+
 @pytest.fixture
 def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A batch run of the reference and of a submission broken on A and D, graded on cheap criteria (once a session)."""
