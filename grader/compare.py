@@ -56,7 +56,7 @@ def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float
             f"(max abs error {err.max().item():.3g} at flat index {int(flat[worst])}); first at {idx}: "
             f"got {[a[i].item() for i in idx]}, expected {[e[i].item() for i in idx]}")
     if fin.any() and e[fin].abs().max().item() > 0 and a[fin].abs().max().item() == 0:
-        reasons.append(f"{what}: the output is all zeros but the reference is not")
+        reasons.append(f"{what}: the output is all zeros but the reference is not (all {a.numel()} elements)")
     return reasons
 
 
