@@ -1,28 +1,34 @@
 """Puzzle A: NF4 double dequantization in one Triton kernel.
 
-One program dequantizes `BLOCKS` consecutive quantization blocks. For each block it decodes the
-absmax once (`code2[absmax_q] * absmax2 + offset`, a separate multiply and add as bitsandbytes does,
-so fp fusion is switched off), then turns every packed byte into two outputs, high nibble first.
+One program dequantizes `BLOCKS` consecutive quantization blocks. For each block it decodes the absmax once
+(`code2[absmax_q] * absmax2 + offset`, a separate multiply and add as bitsandbytes does, so fp fusion is switched
+off), then turns every packed byte into two outputs, high nibble first. The 16 NF4 code values are loaded once per
+program and picked by nibble with `tl.gather` (`Tuning.register_table`) rather than a global load per element.
 
-On a GPU the two float32 results of a byte are rounded to nearest even and packed into one 32-bit
-word by inline PTX that also assembles for sm_75 (T4), so the kernel stores whole words. The Triton
-interpreter cannot run PTX; it packs the same word with integer operations (a plain bf16 cast there
-would truncate). Either way the output is bit-exact with bitsandbytes' CUDA kernel. Streaming data
-(packed weights, absmax codes, output) is marked `evict_first`; the small tables that every program
-re-reads are marked `evict_last`.
+On a GPU each float32 result is rounded to nearest even by Triton's cast (hardware `cvt` on sm_80+, an integer
+emulation that also assembles for sm_75, the T4) and inline PTX packs the two halves of a byte into one 32-bit
+word, so the kernel stores whole words. The Triton interpreter cannot run PTX and truncates a bf16 cast; it rounds
+and packs the same word with integer operations. Either way the output is bit-exact with bitsandbytes' CUDA
+kernel. The tables that every program re-reads are marked `evict_last`; the streamed data (packed bytes, absmax
+codes, output) takes `Tuning.stream_hint`.
 
-The kernel is a `torch.library` custom op so that `torch.compile(fullgraph=True)` treats it as one
-opaque node; eager calls skip the dispatcher and launch the kernel directly.
+The kernel is a `torch.library` custom op so that `torch.compile(fullgraph=True)` treats it as one opaque node.
+Eager calls skip the dispatcher and launch the compiled kernel through Triton's own launcher with the tensors'
+addresses, touching the packed weight (a `Params4bit`, whose every attribute access goes through its
+`__torch_function__`) once.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import triton
 import triton.language as tl
+from triton import knobs
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -37,50 +43,53 @@ def _nf4_dequant_kernel(
     NESTED: tl.constexpr,
     OUT_KIND: tl.constexpr,    # 0: float16, 1: bfloat16, 2: float32
     USE_ASM: tl.constexpr,
+    REGISTER_TABLE: tl.constexpr,  # NF4 values by `tl.gather` from a register copy of the table, or by global loads
+    STREAM_HINT: tl.constexpr,    # eviction policy of the streamed data
 ):
-    HALF: tl.constexpr = BLOCKSIZE // 2
-    pid = tl.program_id(0)
+    HALF: tl.constexpr = BLOCKSIZE // 2  # packed bytes per block
     n_blocks = (n_elements + BLOCKSIZE - 1) // BLOCKSIZE
-    blocks = pid * BLOCKS + tl.arange(0, BLOCKS)
+    blocks = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)
     block_ok = blocks < n_blocks
 
     if NESTED:
-        q = tl.load(absmax_ptr + blocks, mask=block_ok, other=0, eviction_policy="evict_first")
+        q = tl.load(absmax_ptr + blocks, mask=block_ok, other=0, eviction_policy=STREAM_HINT)
         scale2 = tl.load(absmax2_ptr + blocks // BLOCKSIZE2, mask=block_ok, other=0.0, eviction_policy="evict_last")
         absmax = tl.load(code2_ptr + q.to(tl.int32), eviction_policy="evict_last") * scale2
         absmax = absmax + tl.load(offset_ptr)
     else:
-        absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0, eviction_policy="evict_first").to(tl.float32)
+        absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0, eviction_policy=STREAM_HINT).to(tl.float32)
+    absmax = absmax[:, None]
 
     byte_idx = blocks[:, None] * HALF + tl.arange(0, HALF)[None, :]
     byte_ok = byte_idx < n_bytes
-    packed = tl.load(packed_ptr + byte_idx, mask=byte_ok, other=0, eviction_policy="evict_first").to(tl.int32)
-    hi = tl.load(code_ptr + (packed >> 4), eviction_policy="evict_last") * absmax[:, None]
-    lo = tl.load(code_ptr + (packed & 15), eviction_policy="evict_last") * absmax[:, None]
+    packed = tl.load(packed_ptr + byte_idx, mask=byte_ok, other=0, eviction_policy=STREAM_HINT).to(tl.int32)
+    if REGISTER_TABLE:
+        table = tl.load(code_ptr + tl.arange(0, 16), eviction_policy="evict_last")
+        hi = tl.reshape(tl.gather(table, tl.reshape(packed >> 4, [BLOCKS * HALF]), 0), [BLOCKS, HALF])
+        lo = tl.reshape(tl.gather(table, tl.reshape(packed & 15, [BLOCKS * HALF]), 0), [BLOCKS, HALF])
+    else:
+        hi = tl.load(code_ptr + (packed >> 4), eviction_policy="evict_last")
+        lo = tl.load(code_ptr + (packed & 15), eviction_policy="evict_last")
+    hi = hi * absmax
+    lo = lo * absmax
 
     if OUT_KIND == 2:
-        tl.store(out_ptr + 2 * byte_idx, hi, mask=byte_ok, eviction_policy="evict_first")
+        tl.store(out_ptr + 2 * byte_idx, hi, mask=byte_ok, eviction_policy=STREAM_HINT)
         tl.store(out_ptr + 2 * byte_idx + 1, lo, mask=byte_ok & (2 * byte_idx + 1 < n_elements),
-                 eviction_policy="evict_first")
+                 eviction_policy=STREAM_HINT)
     else:
         # One 32-bit word per byte: element 2i in the low half, 2i+1 in the high half (little-endian).
         if USE_ASM:
             if OUT_KIND == 1:
-                # Round both float32 values to bfloat16 (nearest, ties to even) and pack the two upper
-                # halves with one byte permute: integer PTX that also runs on sm_75 (T4).
-                word = tl.inline_asm_elementwise(
-                    """{ .reg .b32 t0, t1;
-                    bfe.u32 t0, $1, 16, 1; add.u32 t0, t0, 0x7fff; add.u32 t0, $1, t0;
-                    bfe.u32 t1, $2, 16, 1; add.u32 t1, t1, 0x7fff; add.u32 t1, $2, t1;
-                    prmt.b32 $0, t0, t1, 0x7632; }""",
-                    "=r,r,r", [hi, lo], dtype=tl.int32, is_pure=True, pack=1)
+                h = hi.to(tl.bfloat16)
+                l = lo.to(tl.bfloat16)
             else:
-                word = tl.inline_asm_elementwise(
-                    """{ .reg .b16 h, l;
-                    cvt.rn.f16.f32 h, $1; cvt.rn.f16.f32 l, $2; mov.b32 $0, {h, l}; }""",
-                    "=r,r,r", [hi, lo], dtype=tl.int32, is_pure=True, pack=1)
+                h = hi.to(tl.float16)
+                l = lo.to(tl.float16)
+            word = tl.inline_asm_elementwise("mov.b32 $0, {$1, $2};", "=r,h,h", [h, l], dtype=tl.int32,
+                                             is_pure=True, pack=1)
         else:
-            if OUT_KIND == 1:  # the same round-to-nearest-even in integer arithmetic (the interpreter truncates)
+            if OUT_KIND == 1:  # round to nearest even in integer arithmetic (the interpreter's cast truncates)
                 hb = hi.to(tl.int32, bitcast=True)
                 lb = lo.to(tl.int32, bitcast=True)
                 hb = (hb + 0x7FFF + ((hb >> 16) & 1)) >> 16
@@ -90,80 +99,100 @@ def _nf4_dequant_kernel(
                 hi_bits = hi.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32)
                 lo_bits = lo.to(tl.float16).to(tl.int16, bitcast=True).to(tl.int32)
                 word = (hi_bits & 0xFFFF) | (lo_bits << 16)
-        tl.store(out_ptr + byte_idx, word, mask=byte_ok, eviction_policy="evict_first")
+        words_ptr = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+        tl.store(words_ptr + byte_idx, word, mask=byte_ok, eviction_policy=STREAM_HINT)
 
 
 _OUT_KIND = {torch.float16: 0, torch.bfloat16: 1, torch.float32: 2}
-# Packed bytes per program and warps. GPU: 1024 bytes (2048 outputs) with 2 warps was within 2% of the
-# best of 15 configurations on all six notebook weights (H100, scripts/a_gpu_sweep.py, BENCHMARKS.md).
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the kernel is launched on a GPU; the values are chosen by `scripts/a_gpu_sweep.py` (BENCHMARKS.md)."""
+
+    tile_bytes: int = 1024  # packed bytes per program (two outputs each)
+    warps: int = 2
+    register_table: bool = True
+    stream_hint: str = "evict_first"
+
+
+TUNING = Tuning()
 # The interpreter pays per program instance, so it takes big tiles.
-_GPU_BLOCKS_BYTES, _GPU_WARPS = 1024, 2
-_INTERPRETER_BLOCKS_BYTES = 1 << 16
+_INTERPRETER_TILE_BYTES = 1 << 16
+
+# Compiled kernels by specialisation, launched through Triton's launcher without its JIT front end (argument
+# binding and cache-key hashing on every call), which the notebook's one-call-then-synchronize protocol pays in full.
+_COMPILED: dict[tuple, Any] = {}
+_BLOCKS: dict[tuple[int, Tuning], int] = {}
 
 
-# Compiled kernels by specialisation, launched without Triton's JIT front end (argument binding and
-# cache-key hashing on every call), which the notebook's one-call-then-synchronize protocol pays in full.
-_COMPILED: dict[tuple, object] = {}
-_DIRECT_LAUNCH = True
-
-
-def _specialisation(args: tuple, consts: tuple) -> tuple:
-    """What Triton specialises a launch on: dtypes, 16-byte alignment, ints equal to 1 or multiples of 16."""
-    key: list[object] = [args[0].device.index, _GPU_WARPS, *consts]
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            key += [a.dtype, a.data_ptr() % 16 == 0]
-        else:
-            key += [a == 1, a % 16 == 0]
-    return tuple(key)
-
-
-def _jit_launch(grid: tuple, args: tuple, consts: tuple):
-    blocksize, blocksize2, blocks, nested, out_kind, use_asm = consts
-    return _nf4_dequant_kernel[grid](
-        *args, BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested, OUT_KIND=out_kind,
-        USE_ASM=use_asm, num_warps=_GPU_WARPS, enable_fp_fusion=False)
+def _blocks_per_program(blocksize: int, tuning: Tuning) -> int:
+    """First-level blocks per program: a power of two (the tile's first dimension)."""
+    blocks = _BLOCKS.get((blocksize, tuning))
+    if blocks is None:
+        tile_bytes = _INTERPRETER_TILE_BYTES if _INTERPRET else tuning.tile_bytes
+        blocks = _BLOCKS[(blocksize, tuning)] = max(1, triton.next_power_of_2(tile_bytes // (blocksize // 2)))
+    return blocks
 
 
 def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | None, absmax2: torch.Tensor | None,
-            offset: torch.Tensor | None, code: torch.Tensor, n_elements: int, blocksize: int, blocksize2: int,
+            offset: torch.Tensor | None, code: torch.Tensor, shape: list[int], blocksize: int, blocksize2: int,
             dtype: torch.dtype) -> torch.Tensor:
-    if dtype not in _OUT_KIND:
+    out_kind = _OUT_KIND.get(dtype)
+    if out_kind is None:
         raise TypeError(f"dequantize_nf4: unsupported output dtype {dtype}")
+    if blocksize < 2 or blocksize & (blocksize - 1):
+        raise ValueError(f"dequantize_nf4: blocksize {blocksize} is not a power of two")
+    n_elements = math.prod(shape)
     if n_elements >= 2**31 - 2 * blocksize:
         raise ValueError("dequantize_nf4: tensors of 2**31 elements or more are not supported")
     nested = code2 is not None
+    if not nested:  # never read
+        code2 = absmax2 = offset = absmax
+    device = absmax.device  # a plain tensor: the packed weight may be a slow subclass (Params4bit)
     words = (n_elements + 1) // 2
-    if dtype == torch.float32:
-        out = torch.empty(n_elements, dtype=dtype, device=packed.device)
-        out_arg = out
-    else:  # room for the last whole word when n_elements is odd
-        out = torch.empty(2 * words, dtype=dtype, device=packed.device)
-        out_arg = out.view(torch.int32)
-    per_program = (_INTERPRETER_BLOCKS_BYTES if _INTERPRET else _GPU_BLOCKS_BYTES) // (blocksize // 2)
-    blocks = max(1, triton.next_power_of_2(per_program))
-    grid = (triton.cdiv(triton.cdiv(n_elements, blocksize), blocks), 1, 1)
-    dummy = absmax  # never read when not nested
-    args = (packed, absmax, code2 if nested else dummy, absmax2 if nested else dummy, offset if nested else dummy,
-            code, out_arg, n_elements, words)
-    consts = (blocksize, blocksize2, blocks, nested, _OUT_KIND[dtype], not _INTERPRET and packed.is_cuda)
-    if _INTERPRET or not _DIRECT_LAUNCH:
-        _jit_launch(grid, args, consts)
-    else:
-        key = _specialisation(args, consts)
-        kernel = _COMPILED.get(key)
-        if kernel is None:
-            _COMPILED[key] = _jit_launch(grid, args, consts)
-        else:
-            kernel[grid](*args, *consts)
-    return out if dtype == torch.float32 or n_elements % 2 == 0 else out[:n_elements]
+    if out_kind == 2 or (shape and shape[-1] % 2 == 0):
+        out = full = torch.empty(shape, dtype=dtype, device=device)
+    else:  # flat, with room for the last whole word when n_elements is odd
+        full = torch.empty(2 * words, dtype=dtype, device=device)
+        out = full[:n_elements].view(shape)
+    tuning = TUNING
+    blocks = _blocks_per_program(blocksize, tuning)
+    programs = -(-n_elements // (blocks * blocksize))
+    use_asm = not _INTERPRET and device.type == "cuda"
+    consts = (blocksize, blocksize2, blocks, nested, out_kind, use_asm, tuning.register_table, tuning.stream_hint)
+    if not use_asm:
+        _jit_launch(programs, (packed.view(torch.uint8), absmax, code2, absmax2, offset, code, full, n_elements, words),
+                    consts, tuning)
+        return out
+    ptrs = (packed.data_ptr(), absmax.data_ptr(), code2.data_ptr(), absmax2.data_ptr(), offset.data_ptr(),
+            code.data_ptr(), full.data_ptr())
+    # What Triton specialises on: argument dtypes, 16-byte alignment of pointers, integers equal to 1 or
+    # multiples of 16. The packed weight is compiled for as bytes (any `quant_storage` dtype), so its dtype is not
+    # part of the key.
+    key = (device.index, tuning, consts, absmax.dtype, code2.dtype, absmax2.dtype, offset.dtype, code.dtype,
+           n_elements % 16, n_elements == 1, words % 16, words == 1, *[p % 16 for p in ptrs])
+    kernel = _COMPILED.get(key)
+    if kernel is None:
+        _COMPILED[key] = _jit_launch(programs, (packed.view(torch.uint8), absmax, code2, absmax2, offset, code, full,
+                                                n_elements, words), consts, tuning)
+        return out
+    args = (*ptrs, n_elements, words)
+    grid = (programs, 1, 1)
+    stream = torch._C._cuda_getCurrentRawStream(device.index)
+    runtime = knobs.runtime
+    kernel.run(programs, 1, 1, stream, kernel.function, kernel.packed_metadata,
+               kernel.launch_metadata(grid, stream, *args), runtime.launch_enter_hook, runtime.launch_exit_hook,
+               *args, *consts)
+    return out
 
 
-def _dequantize(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | None,
-                absmax2: torch.Tensor | None, offset: torch.Tensor | None, code: torch.Tensor,
-                shape: list[int], blocksize: int, blocksize2: int, dtype: torch.dtype) -> torch.Tensor:
-    out = _launch(packed, absmax, code2, absmax2, offset, code, math.prod(shape), blocksize, blocksize2, dtype)
-    return out.view(shape)
+def _jit_launch(programs: int, args: tuple, consts: tuple, tuning: Tuning) -> Any:
+    blocksize, blocksize2, blocks, nested, out_kind, use_asm, register_table, hint = consts
+    return _nf4_dequant_kernel[(programs,)](
+        *args, BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested, OUT_KIND=out_kind,
+        USE_ASM=use_asm, REGISTER_TABLE=register_table, STREAM_HINT=hint, num_warps=tuning.warps,
+        enable_fp_fusion=False)
 
 
 @torch.library.custom_op("unsloth_puzzles::dequantize_nf4", mutates_args=())
@@ -171,7 +200,7 @@ def dequantize_nf4_op(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.T
                       absmax2: torch.Tensor | None, offset: torch.Tensor | None, code: torch.Tensor,
                       shape: list[int], blocksize: int, blocksize2: int, dtype: torch.dtype) -> torch.Tensor:
     """The custom op behind `dequantize_nf4`: a new tensor of `shape` and `dtype`."""
-    return _dequantize(packed, absmax, code2, absmax2, offset, code, shape, blocksize, blocksize2, dtype)
+    return _launch(packed, absmax, code2, absmax2, offset, code, shape, blocksize, blocksize2, dtype)
 
 
 @dequantize_nf4_op.register_fake
@@ -196,4 +225,4 @@ def dequantize_nf4(weight: torch.Tensor, quant_state) -> torch.Tensor:
     args = _op_args(weight, quant_state)
     if torch.compiler.is_compiling():
         return dequantize_nf4_op(*args)
-    return _dequantize(*args)
+    return _launch(*args)
