@@ -101,6 +101,20 @@ def _gradient_gaps(where: str, got: torch.Tensor | None, want: torch.Tensor | No
     return [Gap("gradient scale", where, scale), Gap("gradient error", where, error)]
 
 
+def _without_gradient(found: list[Gap]) -> str:
+    """The failure naming LoRA weights that got no gradient, or a non-finite one: stated first, because their size
+    in the measures (-1 and 1 for a missing gradient) says nothing, and a fault elsewhere can move other weights'
+    gradients further (on the GPU an adapter left out moved every other gradient by 1.0 to 1.9 of its norm)."""
+    noted = [g for g in found if g.note and g.quantity == "gradient error"]
+    if not noted:
+        return ""
+    listing = "\n".join(f"  {g.where}: {g.note}" for g in noted[:_SHOW])
+    more = f"\n  ... {len(noted) - _SHOW} more" if len(noted) > _SHOW else ""
+    pairs = sum(g.quantity == "gradient error" for g in found)
+    return (f"C.correct: LoRA weights without a usable gradient where the eager oracle has one, in {len(noted)} of "
+            f"{pairs} (step, LoRA weight) pairs:\n{listing}{more}")
+
+
 def _short(name: str) -> str:
     match = re.search(r"layers\.\d+\.\w+\.\w+\.lora_[AB]", name)
     return match.group(0) if match else name
@@ -144,7 +158,7 @@ def judge(run: TrainRecord, oracle: TrainRecord, floor_run: TrainRecord) -> Verd
                + f"; tolerances ({NOISE_FACTOR:g}x the floor, at least {ROUNDING:.2g}): "
                + ", ".join(f"{tolerance[q]:.2g}" for q in QUANTITIES)
                + "; compiled, largest: " + "; ".join(f"{q} {worst[q]}" for q in QUANTITIES))
-    failures = []
+    failures = [line for line in (_without_gradient(run_gaps),) if line]
     for q in QUANTITIES:
         beyond = sorted((g for g in run_gaps if g.quantity == q and not g.size <= tolerance[q]),
                         key=lambda g: -g.size)
