@@ -66,11 +66,16 @@ def contract_problems(q: Quantized, got: dict[str, Any], box: Box) -> list[str]:
         if facts["shares_kept"]:
             problems.append("the output shares memory with the output of an earlier call, which the caller still "
                             "holds: the earlier result is overwritten; return a new tensor")
-    for (name, mine), after in zip(_inputs(q), got["inputs_after"]):
+    return problems + modified_inputs(q, got["inputs_after"], box) + facts["state_changes"]
+
+
+def modified_inputs(q: Quantized, inputs_after: list[torch.Tensor], box: Box) -> list[str]:
+    """Which of the call's input tensors (as the box sent them back) differ from the judge's own copies."""
+    problems = []
+    for (name, mine), after in zip(_inputs(q), inputs_after):
         if mine.shape != after.shape or mine.dtype != after.dtype or not torch.equal(mine, after):
             problems.append(f"{name} was modified" if name == _INPUT_NAMES[0] else f"{name} was modified in place")
             box.forget(mine)  # the box's copy is the submission's now: send the judge's again next time
-    problems += facts["state_changes"]
     return problems
 
 

@@ -111,11 +111,15 @@ def call(ctx: Context, weight: torch.Tensor, quant_state: Any, *, keep: str | No
 def launches(ctx: Context, cases: list[tuple[torch.Tensor, Any]]) -> dict[str, Any]:
     """Of the first case the entry point runs on: the launches of a warm call (kernel names, compiled code's
     hints, sm_75/sm_90 compiles), the torch work and allocations of another, and the CUDA kernels the profiler
-    sees. `tried` says why earlier cases were passed over (the error, and why this machine cannot decide it)."""
+    sees; the outputs of the two observed calls and the inputs after all of them, for the judge to hold those calls
+    to the contract as any other. `tried` says why earlier cases were passed over (the error, and why this machine
+    cannot decide it)."""
 
     fn = ctx.entry()
     tried = []
     for index, (weight, quant_state) in enumerate(cases):
+        inputs = [weight] + [t for _, t in _state_tensors(quant_state)]
+        before = _attributes(quant_state)
         try:
             fn(weight, quant_state)  # warm-up: compilation and autotuning are not the call
         except Exception as exc:
@@ -123,7 +127,7 @@ def launches(ctx: Context, cases: list[tuple[torch.Tensor, Any]]) -> dict[str, A
                           "undecidable": limitation(exc)})
             continue
         with record_launches() as log:
-            fn(weight, quant_state)
+            launched = fn(weight, quant_state)
         kernels = []
         for launch in log.launches:
             ttir = launch.ttir()
@@ -141,9 +145,15 @@ def launches(ctx: Context, cases: list[tuple[torch.Tensor, Any]]) -> dict[str, A
             out = fn(weight, quant_state)
         output_bytes = out.numel() * out.element_size() if isinstance(out, torch.Tensor) else 0
         profiled = cuda_kernels(lambda: fn(weight, quant_state)) if weight.is_cuda else None
+        if weight.is_cuda:
+            torch.cuda.synchronize(weight.device)
+        observed = {"launches recorded": launched, "device work recorded": out}
         return {"case": index, "tried": tried, "kernels": kernels, "compute_ops": work.compute_ops,
                 "allocated_bytes": work.allocated_bytes, "peak_cuda_bytes": work.peak_cuda_bytes,
-                "output_bytes": output_bytes, "cuda_kernels": profiled}
+                "output_bytes": output_bytes, "cuda_kernels": profiled,
+                "observed_outputs": {k: _plain(o).clone() if type(o) is torch.Tensor else None
+                                     for k, o in observed.items()},
+                "inputs_after": [_plain(t) for t in inputs], "state_changes": _attribute_changes(quant_state, before)}
     return {"case": None, "tried": tried}
 
 

@@ -17,7 +17,7 @@ from grader import watchdog
 from grader.box.client import SubmissionError
 from grader.outcomes import not_measured
 from grader.puzzle_a import oracles, standard
-from grader.puzzle_a.harness import call_candidate
+from grader.puzzle_a.harness import call_candidate, modified_inputs
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase
 
 # Weights with a partial last block and a partial second-level block, in both output dtypes, then smaller ones.
@@ -54,6 +54,14 @@ def launched(dequantize_nf4, device) -> dict[str, Any]:
             not_measured(f"the entry point ran on none of the structure cases here: {undecidable[0]}")
         pytest.fail(f"the entry point ran on none of the structure cases: {_passed_over(facts)}", pytrace=False)
     facts["case_name"] = _case_name(STRUCTURE_CASES[facts["case"]])
+    q = cases[facts["case"]]
+    broken = modified_inputs(q, facts["inputs_after"], dequantize_nf4) + facts["state_changes"]
+    for what, out in facts["observed_outputs"].items():
+        broken += ([f"the call with {what} returned no plain tensor"] if out is None else
+                   standard.judge(out, q.weight, q.quant_state, what=f"the output of the call with {what}"))
+    if broken:
+        pytest.fail(f"the calls observed for the kernel's structure (its launches and device work recorded) broke the "
+                    f"contract {_on(facts)}, so what they showed is not evidence: " + "; ".join(broken), pytrace=False)
     return facts
 
 
