@@ -9,12 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.grading_command import grading_command
 from grader.report import PuzzleCard
 from grader.rubric import PUZZLES, Outcome, score
 from grader.signals import describe_signal
@@ -45,12 +45,11 @@ class WorkerResult:
 
 
 def worker_command(job: Job, seed: int, score_json: Path, pytest_args: Sequence[str]) -> list[str]:
-    """The pytest command line of one worker (only the puzzle's own test directory is collected). The worker
-    process is the isolation here (`--no-isolation`: no pytest-xdist worker inside it)."""
+    """The pytest command line of one worker. The worker process is the isolation here (`--no-isolation`: no
+    pytest-xdist worker inside it)."""
     spec = str(Path(job.spec).resolve()) if Path(job.spec).exists() or job.spec.endswith(".py") else job.spec
-    return [sys.executable, "-m", "pytest", str(REPO / "grader" / f"puzzle_{job.puzzle.lower()}"),
-            "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q", "--submission", spec, "--puzzle", job.puzzle,
-            "--grader-seed", str(seed), "--score-json", str(score_json), "--no-isolation", *pytest_args]
+    return grading_command(spec, puzzles=(job.puzzle,), seed=seed, score_json=score_json, isolated=False,
+                           extra=pytest_args)
 
 
 def failed_card(puzzle: str, reason: str, criteria: Sequence[str]) -> dict[str, Any]:

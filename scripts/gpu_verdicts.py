@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from grader import expectations
+from grader.grading_command import grading_command
 from grader.report import write_json
 from grader.rubric import PUZZLES
 
@@ -35,10 +36,8 @@ def grade(case: expectations.Case, out: Path, seed: int) -> tuple[int, dict, flo
     """Run one case's grading; its exit status, scorecard and seconds."""
     spec = str(REPO / case.submission) if case.submission.endswith(".py") else case.submission
     score = out / f"{case.id.replace(':', '_')}.json"
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "grader"), "--rootdir", str(REPO), "-p", "no:cacheprovider",
-           "-q", "--submission", spec, "--puzzle", case.puzzle, "--score-json", str(score), "--grader-seed", str(seed),
-           "--hypothesis-profile", "ci", *(arg for c in case.qualified_criteria() for arg in ("--criterion", c)),
-           *case.args]
+    cmd = grading_command(spec, puzzles=(case.puzzle,), seed=seed, score_json=score, criteria=case.qualified_criteria(),
+                          profile="ci", extra=case.args)
     started = time.perf_counter()
     with open(out / f"{case.id.replace(':', '_')}.log", "w") as log:  # written as it goes: a cut-short call keeps it
         done = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from grader.grading_command import grading_args
+
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = REPO / "tests" / "broken"
@@ -24,16 +26,9 @@ def grade(pytester: pytest.Pytester, submission: str | Path, *, puzzles: tuple[s
     process per grading would cost the self-tests minutes) unless `isolated`, as a user's run does.
     """
     score = pytester.path / "score.json"
-    # One puzzle: only its test directory is collected (as grader.batch does), so other puzzles' imports are not paid.
-    target = REPO / "grader" / (f"puzzle_{puzzles[0].lower()}" if len(puzzles) == 1 else "")
-    args = [str(target), "--rootdir", str(REPO), "-p", "no:cacheprovider", "-q",
-            "--submission", str(submission), "--score-json", str(score), "--hypothesis-profile", profile,
-            "--grader-seed", str(SEED), *(() if isolated else ("--no-isolation",))]
-    for p in puzzles:
-        args += ["--puzzle", p]
-    for c in criteria:
-        args += ["--criterion", c]
-    result = pytester.runpytest_subprocess(*args, *extra)
+    result = pytester.runpytest_subprocess(*grading_args(str(submission), puzzles=puzzles, seed=SEED, score_json=score,
+                                                         criteria=criteria, profile=profile, isolated=isolated,
+                                                         extra=extra))
     assert score.exists(), f"the grader wrote no scorecard (exit {result.ret}):\n{result.stdout.str()[-3000:]}"
     card = json.loads(score.read_text())
     card["exit_code"] = int(result.ret)
