@@ -28,11 +28,11 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from grader.rubric import PUZZLES
+from grader.rubric import PUZZLES, Status
 
-STATUSES = ("passed", "failed", "not_measured", "not_attempted")
+STATUSES = get_args(Status)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import pytest
 
 from grader import benchmark_relay
+from grader.results import CRITERION
 from grader.runtime import criterion_of, is_grading_run, is_xdist_worker
 
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
@@ -115,7 +116,7 @@ class _Accounting:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        criterion = dict(report.user_properties).get("grader_criterion")
+        criterion = dict(report.user_properties).get(CRITERION)
         if criterion is not None:
             puzzle = criterion.split(".")[0]
             self.state["spent"][puzzle] = self.state["spent"].get(puzzle, 0.0) + report.duration
@@ -140,7 +141,7 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
         return
     reason = _why_the_worker_ended(state["run_dir"], info)
     report.longrepr = f"{reason} (in {crashitem})"
-    report.user_properties.append(("grader_criterion", info["criterion"]))
+    report.user_properties.append((CRITERION, info["criterion"]))
     puzzle = info["criterion"].split(".")[0]
     state["crashes"][puzzle] = {"count": state["crashes"].get(puzzle, {}).get("count", 0) + 1, "reason": reason}
     state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.time() - info["started"]
