@@ -1,7 +1,7 @@
 """Make the Triton interpreter round bfloat16 as a GPU does, so a CPU verdict is the verdict a GPU would give.
 
 The interpreter (TRITON_INTERPRET=1) stores bfloat16 as raw uint16 bit patterns and gets several
-operations on them wrong (triton 3.9, `triton/runtime/interpreter.py`):
+operations on them wrong (triton 3.9 and 3.6, `triton/runtime/interpreter.py`):
 
 - a plain cast to bfloat16 (`x.to(tl.bfloat16)`, a store into a bfloat16 pointer) truncates, where a GPU's
   `cvt.rn.bf16.f32` rounds to nearest even: about half of all honest bf16 outputs end 1 ulp low;
@@ -15,7 +15,8 @@ patches triton.language for the interpreter and never undoes it, so every later 
 the process (the grader's sm_75/sm_90 checks) breaks; the patched call restores what it patched.
 `@triton.autotune` cannot benchmark there either (it asks for a GPU driver and raises "0 active drivers").
 
-`make_faithful()` replaces those builder methods with versions that convert bfloat16 to float32 exactly
+`make_faithful()` replaces those builder methods (a table of patches, `_PATCHES`, each applied where its target
+exists) with versions that convert bfloat16 to float32 exactly
 (a 16-bit shift), compute in float32 as the GPU's bf16 instructions do, and round back to nearest even
 with NaN kept quiet; the autotuner runs every config once and, all timings being equal, keeps the first, so
 the choice is the same in every run. Everything else is left to the interpreter. What it still cannot run (inline PTX)
@@ -53,66 +54,107 @@ def _run_once(kernel_call: Any, quantiles: Any) -> list[float]:
 
 def use_interpreter() -> None:
     """Switch Triton's interpreter on (before anything defines a kernel) and make it faithful: what a runner does
-    on a machine without a GPU, before it imports the submission."""
+    on a machine without a GPU, before it imports the submission. Warns, naming them, about patches this Triton
+    has no target for."""
     import os
+    import warnings
 
     os.environ["TRITON_INTERPRET"] = "1"
-    make_faithful()
+    missing = make_faithful()
+    if missing:
+        warnings.warn(f"Triton's interpreter lacks {', '.join(missing)}: those operations stay as the interpreter "
+                      f"does them, and a CPU verdict on them may differ from a GPU's", RuntimeWarning, stacklevel=2)
 
 
-def make_faithful() -> None:
-    """Patch the interpreter's builder once (no-op when already patched or when Triton lacks the methods)."""
+def _is_bf16(h: Any) -> bool:
     import triton.language as tl
-    from triton.runtime import autotuner, interpreter
 
-    builder = interpreter.InterpreterBuilder
-    if getattr(builder, _PATCHED, False):
-        return
-    handle = interpreter.TensorHandle
-    cast_impl, fp_to_fp = builder.cast_impl, builder.create_fp_to_fp
-    binary_op, unary_op, dot = builder.binary_op, builder.unary_op, builder.create_dot
+    return h.dtype.scalar == tl.bfloat16
 
-    def is_bf16(h: Any) -> bool:
-        return h.dtype.scalar == tl.bfloat16
 
-    def as_f32(h: Any) -> Any:
-        return handle(bf16_bits_to_f32(h.data), tl.float32) if is_bf16(h) else h
+def _as_f32(h: Any) -> Any:
+    """A bfloat16 handle as the float32 values it encodes (exact); any other handle as it is."""
+    import triton.language as tl
+    from triton.runtime.interpreter import TensorHandle
 
-    def rounded(h: Any) -> Any:
-        return handle(f32_to_bf16_bits(h.data), tl.bfloat16) if h.data.dtype == np.float32 else h
+    return TensorHandle(bf16_bits_to_f32(h.data), tl.float32) if _is_bf16(h) else h
 
-    def faithful_cast(self: Any, src: Any, dst_type: Any) -> Any:
+
+def _rounded(h: Any) -> Any:
+    """A float32 result rounded to nearest even bfloat16; any other handle as it is."""
+    import triton.language as tl
+    from triton.runtime.interpreter import TensorHandle
+
+    return TensorHandle(f32_to_bf16_bits(h.data), tl.bfloat16) if h.data.dtype == np.float32 else h
+
+
+def _faithful_cast(cast_impl: Any) -> Any:
+    """Casts to bfloat16 round to nearest even (the interpreter truncates); casts from it widen exactly first.
+    Every int/fp conversion and truncation of the interpreter goes through `cast_impl`."""
+    import triton.language as tl
+    from triton.runtime.interpreter import TensorHandle
+
+    def cast(self: Any, src: Any, dst_type: Any) -> Any:
         dst = dst_type.scalar
-        if dst == tl.bfloat16 and not is_bf16(src) and not src.dtype.scalar.is_fp8():
-            return handle(f32_to_bf16_bits(src.data.astype(np.float32)), tl.bfloat16)
-        if is_bf16(src) and dst != tl.bfloat16 and not dst.is_fp8():
-            return cast_impl(self, as_f32(src), dst_type)
+        if dst == tl.bfloat16 and not _is_bf16(src) and not src.dtype.scalar.is_fp8():
+            return TensorHandle(f32_to_bf16_bits(src.data.astype(np.float32)), tl.bfloat16)
+        if _is_bf16(src) and dst != tl.bfloat16 and not dst.is_fp8():
+            return cast_impl(self, _as_f32(src), dst_type)
         return cast_impl(self, src, dst_type)
 
-    def faithful_fp_to_fp(self: Any, src: Any, dst_type: Any, rounding_mode: Any) -> Any:
+    return cast
+
+
+def _faithful_fp_to_fp(fp_to_fp: Any) -> Any:
+    """`fp_downcast_rounding="rtne"` (and the default) to float16/bfloat16 rounds to nearest even, carry included."""
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    def convert(self: Any, src: Any, dst_type: Any, rounding_mode: Any) -> Any:
         dst, src_ty = dst_type.scalar, src.dtype.scalar
         rtne = rounding_mode is None or rounding_mode == interpreter._ir.ROUNDING_MODE.RTNE
         if rtne and dst in (tl.bfloat16, tl.float16) and src_ty in (tl.float32, tl.float16, tl.bfloat16, tl.float64):
-            values = as_f32(src).data
+            values = _as_f32(src).data
             if dst == tl.float16:
-                return handle(values.astype(np.float16), tl.float16)  # numpy rounds to nearest even
-            return handle(f32_to_bf16_bits(values), tl.bfloat16)
+                return interpreter.TensorHandle(values.astype(np.float16), tl.float16)  # numpy rounds to nearest even
+            return interpreter.TensorHandle(f32_to_bf16_bits(values), tl.bfloat16)
         return fp_to_fp(self, src, dst_type, rounding_mode)
 
-    def faithful_binary_op(self: Any, lhs: Any, rhs: Any, op: Any) -> Any:
-        if op in (np.bitwise_and, np.bitwise_or, np.bitwise_xor) or not (is_bf16(lhs) or is_bf16(rhs)):
-            return binary_op(self, lhs, rhs, op)
-        return rounded(binary_op(self, as_f32(lhs), as_f32(rhs), op))
+    return convert
 
-    def faithful_unary_op(self: Any, arg: Any, op: Any) -> Any:
-        return rounded(unary_op(self, as_f32(arg), op)) if is_bf16(arg) else unary_op(self, arg, op)
 
-    def faithful_dot(self: Any, a: Any, b: Any, d: Any, input_precision: Any, max_num_imprecise_acc: Any) -> Any:
-        out = dot(self, as_f32(a), as_f32(b), as_f32(d), input_precision, max_num_imprecise_acc)
-        return rounded(out) if is_bf16(d) else out
+def _faithful_binary_op(binary_op: Any) -> Any:
+    """Arithmetic on bfloat16 in float32, rounded back (the interpreter computes on the bit patterns)."""
+    def op(self: Any, lhs: Any, rhs: Any, fn: Any) -> Any:
+        if fn in (np.bitwise_and, np.bitwise_or, np.bitwise_xor) or not (_is_bf16(lhs) or _is_bf16(rhs)):
+            return binary_op(self, lhs, rhs, fn)
+        return _rounded(binary_op(self, _as_f32(lhs), _as_f32(rhs), fn))
 
-    autotuner.Autotuner.do_bench = property(lambda self: self._do_bench or _run_once)
-    def device_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+    return op
+
+
+def _faithful_unary_op(unary_op: Any) -> Any:
+    """Unary operations (negation, math functions) on bfloat16 in float32, rounded back."""
+    def op(self: Any, arg: Any, fn: Any) -> Any:
+        return _rounded(unary_op(self, _as_f32(arg), fn)) if _is_bf16(arg) else unary_op(self, arg, fn)
+
+    return op
+
+
+def _faithful_dot(dot: Any) -> Any:
+    """`tl.dot` on bfloat16 operands multiplies their values, not their bit patterns (triton issue #11584)."""
+    def op(self: Any, a: Any, b: Any, d: Any, input_precision: Any, max_num_imprecise_acc: Any) -> Any:
+        out = dot(self, _as_f32(a), _as_f32(b), _as_f32(d), input_precision, max_num_imprecise_acc)
+        return _rounded(out) if _is_bf16(d) else out
+
+    return op
+
+
+def _scoped_device_call(_original: Any) -> Any:
+    """A `@triton.jit` helper's call restores the triton.language patching it does (later GPU compiles need it)."""
+    from triton.runtime import interpreter
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         scope = interpreter._patch_lang(self.fn)
         try:
             return self.rewrite()(*args, **kwargs)
@@ -121,13 +163,41 @@ def make_faithful() -> None:
         finally:
             scope.restore()
 
-    interpreter.InterpretedFunction.__call__ = device_call
-    builder.cast_impl = faithful_cast  # the interpreter's int/fp conversions and truncations all go through it
-    builder.create_fp_to_fp = faithful_fp_to_fp
-    builder.binary_op = faithful_binary_op
-    builder.unary_op = faithful_unary_op
-    builder.create_dot = faithful_dot
-    setattr(builder, _PATCHED, True)
+    return call
+
+
+def _single_run_benchmark(_original: Any) -> Any:
+    """`@triton.autotune` runs each config once with equal timings (it cannot benchmark without a GPU driver)."""
+    return property(lambda self: self._do_bench or _run_once)
+
+
+# (module, class, attribute, replacement built from the original): what `make_faithful` patches.
+_PATCHES = (
+    ("triton.runtime.interpreter", "InterpreterBuilder", "cast_impl", _faithful_cast),
+    ("triton.runtime.interpreter", "InterpreterBuilder", "create_fp_to_fp", _faithful_fp_to_fp),
+    ("triton.runtime.interpreter", "InterpreterBuilder", "binary_op", _faithful_binary_op),
+    ("triton.runtime.interpreter", "InterpreterBuilder", "unary_op", _faithful_unary_op),
+    ("triton.runtime.interpreter", "InterpreterBuilder", "create_dot", _faithful_dot),
+    ("triton.runtime.interpreter", "InterpretedFunction", "__call__", _scoped_device_call),
+    ("triton.runtime.autotuner", "Autotuner", "do_bench", _single_run_benchmark),
+)
+
+
+def make_faithful() -> list[str]:
+    """Apply `_PATCHES` once per process; each one only where this Triton has its target. Returns the targets it
+    lacks (as 'Class.attribute'), none on the Triton versions named in the module's docstring."""
+    import importlib
+
+    missing = []
+    for module, cls_name, attr, build in _PATCHES:
+        cls = getattr(importlib.import_module(module), cls_name, None)
+        if cls is None or not hasattr(cls, attr):
+            missing.append(f"{cls_name}.{attr}")
+            continue
+        if not getattr(cls, f"{_PATCHED}_{attr}", False):
+            setattr(cls, attr, build(getattr(cls, attr)))
+            setattr(cls, f"{_PATCHED}_{attr}", True)
+    return missing
 
 
 # What torch and Triton raise when code asks for CUDA on a machine without it.

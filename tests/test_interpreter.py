@@ -140,3 +140,14 @@ def test_inline_asm_and_compiled_raw_launches_are_named_as_interpreter_limits(tm
         assert "decided on a GPU" in limitation(exc), exc
     assert limitation(ValueError("a submission's own error")) is None
     """, tmp_path)
+
+
+
+def test_every_patch_finds_its_target_in_this_triton_and_a_missing_one_is_named(tmp_path):
+    out = _run("""
+        from grader import interpreter
+        print(make_faithful())
+        interpreter._PATCHES += (("triton.runtime.interpreter", "InterpreterBuilder", "create_no_such_op", id),)
+        print(make_faithful())
+    """, tmp_path)
+    assert out.splitlines() == ["[]", "['InterpreterBuilder.create_no_such_op']"]
