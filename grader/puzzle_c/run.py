@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader.llama import LLAMA_3_2_1B, TINY_QLORA, ModelSpec
 from grader.puzzle_c.builders import Schedule, build_qlora_model, make_schedule
+
+if TYPE_CHECKING:  # torch and the measurement modules stay unimported until a C run needs them
+    import torch
+
+    from grader.measure.dynamo import DynamoReport
+    from grader.puzzle_c.oracles import TrainRecord
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
 # distinct lengths than dynamo's default recompile limit (8), and a batch-size change at a length seen
@@ -35,13 +41,13 @@ class CRun:
 
     spec: ModelSpec
     schedule: Schedule
-    dtype: Any
-    device: Any
-    eager: Any = None  # TrainRecord of the oracle, or None when C.correct is not selected
-    eager_floor: Any = None  # TrainRecord of eager math attention along the oracle's trajectory: the noise floor
-    compiled: Any = None  # TrainRecord (partial when the run crashed)
+    dtype: torch.dtype
+    device: torch.device
+    eager: TrainRecord | None = None  # the oracle, or None when C.correct is not selected
+    eager_floor: TrainRecord | None = None  # eager math attention along the oracle's trajectory: the noise floor
+    compiled: TrainRecord | None = None  # partial when the run crashed
     compiled_names: list[str] | None = None  # the trainable parameters of what compile_qlora returned
-    dynamo: Any = None  # DynamoReport
+    dynamo: DynamoReport | None = None
     error: str | None = None  # the crash, formatted
     part_a_ops: frozenset[str] | None = None  # ops the submission's A entry traces to (None: no A entry)
     part_a_error: str | None = None  # why A's ops could not be found here
