@@ -196,8 +196,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     # A gate that failed fails the run; one a CPU could not decide leaves the score at 0, provisional, and
     # fails only a --min-score gate above it.
-    gates_failed = any(o.status == "failed" and PUZZLES[p.letter].criterion(name).kind == "gate"
-                       for p in card.puzzles.values() for name, o in p.outcomes.items())
+    gates_failed = any(p.score.gates_failed for p in card.puzzles.values())
     below = [k for k, need in state.min_scores.items()
              if k in card.puzzles and card.puzzles[k].score.points < need]
     if state.min_scores:

@@ -103,11 +103,8 @@ class Scorecard:
                 continue
             verdict = f"{s.points}/{s.max_points}"
             if not s.correct:
-                gates = [c.name for c in PUZZLES[card.letter].criteria if c.kind == "gate"]
-                failed = [g for g in gates if g in card.outcomes and card.outcomes[g].status == "failed"]
-                unrun = [g for g in gates if g not in card.outcomes or card.outcomes[g].status != "passed"]
-                verdict += (f"  (gate failed: {', '.join(failed)}; the puzzle scores 0)" if failed else
-                            f"  (gate not passed here: {', '.join(unrun)} not run or not measured; no score)")
+                verdict += (f"  (gate failed: {', '.join(s.gates_failed)}; the puzzle scores 0)" if s.gates_failed else
+                            f"  (gate not passed here: {', '.join(s.gates_unsettled)} not run or not measured; no score)")
             elif s.provisional:
                 verdict += "  (provisional: some criteria were not measured on this machine)"
             out.append(head + verdict)

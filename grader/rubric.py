@@ -89,6 +89,8 @@ class Score:
     provisional: bool
     per_criterion: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    gates_failed: list[str] = field(default_factory=list)  # gate criteria that failed: the puzzle scores 0
+    gates_unsettled: list[str] = field(default_factory=list)  # gates neither passed nor failed (not run, not measured)
 
 
 def _is(c: str) -> Condition:
@@ -116,10 +118,11 @@ def _truth(criterion: Criterion, outcome: Outcome, cond: Condition) -> bool | No
 def score(puzzle: Puzzle, outcomes: dict[str, Outcome]) -> Score:
     """Replay the puzzle's rules over `outcomes` (missing criteria count as not measured)."""
     attempted = any(o.status != "not_attempted" for o in outcomes.values())
-    gates_ok = all(
-        outcomes.get(c.name, Outcome("not_measured")).status == "passed" for c in puzzle.criteria if c.kind == "gate"
-    )
-    result = Score(0, puzzle.max_points, correct=attempted and gates_ok, attempted=attempted, provisional=False)
+    gates = {c.name: outcomes.get(c.name, Outcome("not_measured")).status for c in puzzle.criteria if c.kind == "gate"}
+    failed = [g for g, status in gates.items() if status == "failed"]
+    unsettled = [g for g, status in gates.items() if status not in ("passed", "failed")]
+    result = Score(0, puzzle.max_points, correct=attempted and not failed and not unsettled, attempted=attempted,
+                   provisional=False, gates_failed=failed, gates_unsettled=unsettled)
     if not result.correct:
         return result
     points = 0

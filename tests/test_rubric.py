@@ -142,3 +142,16 @@ def test_no_speed_verdict_under_xdist(pytester):
     card = grade(pytester, "solutions", puzzles=("A",), criteria=("A.speedup",), extra=("-n", "2"))
     speedup = card["puzzles"]["A"]["criteria"]["speedup"]
     assert speedup["status"] == "not_measured" and "pytest-xdist" in speedup["detail"], speedup
+
+
+def test_the_score_names_the_gates_that_failed_and_those_not_settled():
+    """The one place that works out gates: the exit status and the scorecard's lines read these lists."""
+    c = PUZZLES["C"]
+    outcomes = {name: Outcome("passed") for name in (x.name for x in c.criteria)}
+    outcomes["no_graph_breaks"] = Outcome("failed")
+    del outcomes["correct"]
+    s = score(c, outcomes)
+    assert (s.correct, s.points, s.gates_failed, s.gates_unsettled) == (False, 0, ["no_graph_breaks"], ["correct"])
+    outcomes.update(correct=Outcome("passed"), no_graph_breaks=Outcome("passed"))
+    s = score(c, outcomes)
+    assert s.correct and s.gates_failed == [] and s.gates_unsettled == []
