@@ -1,4 +1,4 @@
-"""Tensor comparison, the one module for it: mismatch reports that explain themselves (metadata first, then
+"""Tensor comparison, the one module for it: whether a result is the tensor asked for, mismatch reports that explain themselves (metadata first, then
 NaN/Inf, then the worst elements), distances in units in the last place, relative norms, and the scale/error
 split of a gradient against its oracle. The puzzles' correctness standards (`grader/puzzle_*/standard.py`) are
 built from these; what is particular to a puzzle (A's rounding bound, C's noise floor, D's precision rule)
@@ -8,26 +8,37 @@ stays in its standard.
 from __future__ import annotations
 
 import math
+from typing import Any, Sequence
 
 import torch
 
 _INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}
 
 
-def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float,
-                    what: str, show: int = 5) -> list[str]:
-    """Reasons why `actual` differs from `expected` beyond `atol + rtol*|expected|`; empty when it does not."""
+def tensor_problems(actual: Any, *, shape: Sequence[int], dtype: torch.dtype, device: torch.device | None = None,
+                    what: str, source: str = "") -> list[str]:
+    """Whether `actual` is the tensor asked for: a plain torch.Tensor (a Parameter allowed) of `shape` and `dtype`,
+    on `device` (its type only when it names no index; not checked when None). Empty when it is; `source` names
+    where the expected shape and dtype come from ("quant_state."). The one such check every puzzle uses."""
     if not isinstance(actual, torch.Tensor):
         return [f"{what}: expected a torch.Tensor, got {type(actual).__name__}"]
     if type(actual) is not torch.Tensor and not isinstance(actual, torch.nn.Parameter):
         return [f"{what}: expected a plain torch.Tensor, got the subclass {type(actual).__name__}"]
-    reasons = []
-    if actual.shape != expected.shape:
-        reasons.append(f"{what}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}")
-    if actual.dtype != expected.dtype:
-        reasons.append(f"{what}: dtype {actual.dtype}, expected {expected.dtype}")
-    if actual.device.type != expected.device.type:
-        reasons.append(f"{what}: device {actual.device}, expected {expected.device}")
+    problems = []
+    if tuple(actual.shape) != tuple(shape):
+        problems.append(f"{what}: shape {tuple(actual.shape)}, expected {source and source + 'shape '}{tuple(shape)}")
+    if actual.dtype != dtype:
+        problems.append(f"{what}: dtype {actual.dtype}, expected {source and source + 'dtype '}{dtype}")
+    if device is not None and (actual.device != device if device.index is not None else actual.device.type != device.type):
+        problems.append(f"{what}: device {actual.device}, expected {device}")
+    return problems
+
+
+def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float,
+                    what: str, show: int = 5) -> list[str]:
+    """Reasons why `actual` differs from `expected` beyond `atol + rtol*|expected|`; empty when it does not."""
+    reasons = tensor_problems(actual, shape=expected.shape, dtype=expected.dtype, device=torch.device(expected.device.type),
+                              what=what)
     if reasons:
         return reasons
     a = actual.detach().double().reshape(-1).cpu()

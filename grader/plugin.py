@@ -309,6 +309,13 @@ def _seeded(request: pytest.FixtureRequest, grader_seed: int) -> Iterator[None]:
 
 
 @pytest.fixture
+def criterion_name(request: pytest.FixtureRequest) -> str:
+    """The qualified name ("D.correct") of the criterion the test's marker names, for its failure messages."""
+    puzzle, name = criterion_of(request.node)
+    return f"{puzzle}.{name}"
+
+
+@pytest.fixture
 def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
     """`criterion_detail(text, value=None, replace=False)`: record a measured figure that the scorecard shows.
 

@@ -38,6 +38,8 @@ _NOT_REPEATED = ("--score-json", "--report-html", "--junitxml", "--junit-xml", "
 class TestResult:
     """One test's verdict on its criterion."""
 
+    __test__ = False  # not a pytest test class
+
     nodeid: str
     status: str  # passed | failed | not_measured | not_attempted
     message: str = ""

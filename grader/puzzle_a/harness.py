@@ -11,6 +11,7 @@ import torch
 
 from grader import watchdog
 from grader.box.client import Box, SubmissionError
+from grader.compare import tensor_problems
 from grader.outcomes import not_measured
 from grader.puzzle_a.oracles import Quantized
 
@@ -55,12 +56,8 @@ def contract_problems(q: Quantized, got: dict[str, Any], box: Box) -> list[str]:
     elif not facts["plain"]:
         problems.append(f"returned the tensor subclass {facts['type']}, expected a plain torch.Tensor")
     else:
-        if tuple(out.shape) != tuple(qs.shape):
-            problems.append(f"output shape {tuple(out.shape)}, expected quant_state.shape {tuple(qs.shape)}")
-        if out.dtype != qs.dtype:
-            problems.append(f"output dtype {out.dtype}, expected quant_state.dtype {qs.dtype}")
-        if out.device != q.weight.device:
-            problems.append(f"output on {out.device}, expected the weight's device {q.weight.device}")
+        problems += tensor_problems(out, shape=qs.shape, dtype=qs.dtype, device=q.weight.device, what="output",
+                                    source="quant_state.")
         if facts["shares_input"]:
             problems.append("output shares memory with an input")
         if facts["shares_kept"]:

@@ -31,13 +31,13 @@ def _exact_matmuls() -> Iterator[None]:
 
 
 @pytest.fixture
-def judge(memory_efficient_linear: Any, criterion_detail: Callable[..., None],
+def judge(criterion_name: str, memory_efficient_linear: Any, criterion_detail: Callable[..., None],
           criterion_data: Callable[..., None]) -> Judge:
-    """`judge(criterion, inputs, X, linear, labels, forward_function, chunk_size, upstream) -> Result`: `standard.Judge`
-    on the submission; after each problem judged, the scorecard's detail gets its running summary, and its data the
-    largest share of the allowance used per loss."""
-    return Judge(memory_efficient_linear, lambda summary: criterion_detail(summary, replace=True),
-                 lambda errors: criterion_data(errors=errors))
+    """`judge(inputs, X, linear, labels, forward_function, chunk_size, upstream) -> Result`: `standard.Judge` on the
+    submission, for the criterion the test's marker names; after each problem judged, the scorecard's detail gets its
+    running summary, and its data the largest share of the allowance used per loss."""
+    return Judge(memory_efficient_linear, criterion_name,
+                 lambda summary: criterion_detail(summary, replace=True), lambda errors: criterion_data(errors=errors))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from hypothesis import assume
 
 from grader import watchdog
 from grader.box.client import Box, SubmissionError
-from grader.compare import mismatch_report, nonfinite_report, relative_norm
+from grader.compare import mismatch_report, nonfinite_report, relative_norm, tensor_problems
 from grader.measure.memory import MemoryPeak
 from grader.outcomes import not_measured
 from grader.puzzle_d.oracles import CallLog, CrossEntropy, ForwardFunction, Result, full_logit
@@ -153,11 +153,9 @@ def precision_report(actual: torch.Tensor | None, native: list[torch.Tensor], tr
     first = native[0]
     if actual is None:
         return Precision(math.inf, [f"{what}: no gradient arrived (expected one of shape {tuple(first.shape)})"])
-    if not isinstance(actual, torch.Tensor):
-        return Precision(math.inf, [f"{what}: expected a tensor, got {type(actual).__name__}"])
-    if actual.shape != first.shape or actual.dtype != first.dtype:
-        return Precision(math.inf, [f"{what}: got {tuple(actual.shape)} {actual.dtype}, expected "
-                                    f"{tuple(first.shape)} {first.dtype}"])
+    wrong = tensor_problems(actual, shape=first.shape, dtype=first.dtype, what=what)
+    if wrong:
+        return Precision(math.inf, wrong)
     a = actual.detach().double().reshape(-1).cpu()
     t = truth.detach().double().reshape(-1).cpu()
     nonfinite = nonfinite_report(a, t, what=what)  # on the float64 copies: its own conversions are then no-ops
@@ -224,17 +222,17 @@ class Judge:
     """The parity judge for one test: runs the submission on problems and keeps a running summary, and per loss the
     largest share of the allowance used (`on_errors` receives them after each problem, for the HTML report)."""
 
-    def __init__(self, box: Box, on_judged: Callable[[str], None] = lambda summary: None,
+    def __init__(self, box: Box, criterion: str, on_judged: Callable[[str], None] = lambda summary: None,
                  on_errors: Callable[[dict[str, dict[str, Any]]], None] = lambda errors: None):
-        self._box, self._on_judged, self._on_errors = box, on_judged, on_errors
+        self._box, self._criterion, self._on_judged, self._on_errors = box, criterion, on_judged, on_errors
         self._errors: dict[str, dict[str, Any]] = {}
         self._used: list[float] = []
         self._dtypes: set[str] = set()
         self.last: Result | None = None  # the submission's latest result, judged or not
 
-    def __call__(self, criterion: str, inputs: str, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
+    def __call__(self, inputs: str, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
                  forward_function: ForwardFunction, chunk_size: int | None, upstream: float) -> Result:
-        """Judge the submission on one problem; AssertionError names `criterion`, `inputs` and every bad tensor.
+        """Judge the submission on one problem; AssertionError names the criterion, `inputs` and every bad tensor.
 
         Returns the candidate's result (with what its forward function received, `Result.log`).
         """
@@ -250,7 +248,7 @@ class Judge:
                                    deadline=watchdog.deadline(X.device.type, reference_s))
         except AssertionError as exc:
             self._note(forward_function, math.inf)
-            raise AssertionError(f"D.{criterion}: {exc}\ninputs: {inputs}, chunk_size={chunk_size}, "
+            raise AssertionError(f"{self._criterion}: {exc}\ninputs: {inputs}, chunk_size={chunk_size}, "
                                  f"upstream={upstream:g}") from None
         self.last = got
         tensors = {"loss": (got.loss, [n.loss for n in plain], truth.loss),
@@ -272,7 +270,7 @@ class Judge:
             checks = judged(row_sums(X, linear, labels, forward_function, upstream))
         reasons = [r for c in checks for r in c.reasons]
         self._note(forward_function, max(c.used for c in checks))
-        assert not reasons, (f"D.{criterion}: result differs from the full-logit computation\n"
+        assert not reasons, (f"{self._criterion}: result differs from the full-logit computation\n"
                              f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
         self._used.append(max(c.used for c in checks))
         self._dtypes.add(str(X.dtype).removeprefix("torch."))
@@ -324,9 +322,9 @@ class MemoryComparison:
                 f"{self.naive.peak_gib:.2f} GiB ({self.ratio:.2f}x) [{self.candidate.method}]")
 
     def assert_at_most_half(self, criterion: str, what: str, where: str) -> None:
-        """Fail `D.<criterion>` unless the submission's peak is at most half the naive version's."""
+        """Fail `criterion` ("D.xxx") unless the submission's peak is at most half the naive version's."""
         assert self.ratio <= HALF_OF_NAIVE, (
-            f"D.{criterion}: {what}: peak {self.candidate.peak_gib:.2f} GiB is {self.ratio:.2f}x the naive "
+            f"{criterion}: {what}: peak {self.candidate.peak_gib:.2f} GiB is {self.ratio:.2f}x the naive "
             f"full-logit version's {self.naive.peak_gib:.2f} GiB ({where}); at most {HALF_OF_NAIVE:g}x is required")
 
 
@@ -361,12 +359,12 @@ def compare_training(ours: TrainingRun, stock: TrainingRun, initial: list[torch.
                      criterion: str, model: str, steps: int) -> TrainingComparison:
     """Judge `ours` against `stock` (both from `initial`): losses, first-step gradients, final weights."""
     reasons = mismatch_report(torch.tensor(ours.losses), torch.tensor(stock.losses), atol=LOSS_TOLERANCE,
-                              rtol=LOSS_TOLERANCE, what=f"D.{criterion}: per-step training loss ({model})")
+                              rtol=LOSS_TOLERANCE, what=f"{criterion}: per-step training loss ({model})")
     grads = [relative_norm(g, e, e) for g, e in zip(ours.first_grads, stock.first_grads)]
     weights = [relative_norm(p, q, q - w) for p, q, w in zip(ours.final, stock.final, initial)]
-    reasons += [f"D.{criterion}: first-step gradient of {n} differs from stock by {err:.2e} of its norm "
+    reasons += [f"{criterion}: first-step gradient of {n} differs from stock by {err:.2e} of its norm "
                 f"(at most {GRADIENT_TOLERANCE:g}) ({model})" for n, err in zip(names, grads) if err > GRADIENT_TOLERANCE]
-    reasons += [f"D.{criterion}: after {steps} steps {n} differs from stock by {err:.2e} of the distance training "
+    reasons += [f"{criterion}: after {steps} steps {n} differs from stock by {err:.2e} of the distance training "
                 f"moved it (at most {WEIGHT_TOLERANCE:g}) ({model})" for n, err in zip(names, weights)
                 if err > WEIGHT_TOLERANCE]
     return TrainingComparison(max(grads, default=0.0), max(weights, default=0.0), reasons)

@@ -20,19 +20,19 @@ CASES = problems(max_rows=40).flatmap(
 @example(case=(Problem((3, 7), 16, 64, torch.bfloat16, True, 0.25, 4.0, seed=10), [1, 4, 21, None]))
 @example(case=(Problem((17,), 8, 33, torch.float32, False, 0.0, 1.0, seed=11), [5, 16, 20]))
 @given(case=CASES)
-def test_any_chunk_size_gives_the_same_result(judge, device, case):
+def test_any_chunk_size_gives_the_same_result(judge, criterion_name, device, case):
     """Per chunk size: forward_function sees chunks of at most that many rows, and the result keeps the
     precision rule against the one float64 truth (so the results agree with each other within it)."""
     problem, sizes = case
     X, linear, labels = problem.build(device)
     for chunk_size in sizes:
-        log = judge("allows_dynamic_chunk_sizes", repr(problem), X, linear, labels, cross_entropy(labels), chunk_size,
+        log = judge(repr(problem), X, linear, labels, cross_entropy(labels), chunk_size,
                     1.0).log
         if chunk_size is None:
             continue
         assert max(log.rows) <= chunk_size, (
-            f"D.allows_dynamic_chunk_sizes: chunk_size={chunk_size} but forward_function received chunks of "
+            f"{criterion_name}: chunk_size={chunk_size} but forward_function received chunks of "
             f"{sorted(set(log.rows))} rows; inputs: {problem!r}")
         assert sum(log.rows) >= problem.rows and len(log.rows) >= math.ceil(problem.rows / chunk_size), (
-            f"D.allows_dynamic_chunk_sizes: chunk_size={chunk_size} over {problem.rows} rows, but forward_function "
+            f"{criterion_name}: chunk_size={chunk_size} over {problem.rows} rows, but forward_function "
             f"saw only {len(log.rows)} chunks of {log.rows} rows; inputs: {problem!r}")

@@ -36,7 +36,7 @@ def test_cross_entropy_matches_full_logits(judge, device, case, upstream):
     """Mean over valid tokens with ignore_index; any rows, widths, dtype, mask density, chunk size, upstream."""
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
-    judge("correct", repr(problem), X, linear, labels, cross_entropy(labels), chunk_size, upstream)
+    judge(repr(problem), X, linear, labels, cross_entropy(labels), chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "correct")

@@ -43,14 +43,14 @@ def test_grpo_loss_matches_full_logits(judge, device, case, upstream):
     problem, chunk_size = case
     X, linear, tokens = problem.build(device)
     batch = grpo_batch(problem, X, linear, tokens)
-    judge("GRPO_memory_efficient_linear_works", f"GRPO, {problem!r}", X, linear, batch, grpo(batch), chunk_size,
+    judge(f"GRPO, {problem!r}", X, linear, batch, grpo(batch), chunk_size,
           upstream)
 
 
 @pytest.mark.criterion("D", "GRPO_memory_efficient_linear_works")
-def test_grpo_keeps_the_memory_reduction(puzzle_memory, criterion_detail, criterion_data):
+def test_grpo_keeps_the_memory_reduction(puzzle_memory, criterion_name, criterion_detail, criterion_data):
     """The GRPO loss at puzzle size: peak at most half the naive full-logit version's."""
     memory, where = puzzle_memory("grpo")
     criterion_detail(memory.describe("GRPO", where), memory.ratio)
     criterion_data(peaks={"GRPO": memory.as_data(where)})
-    memory.assert_at_most_half("GRPO_memory_efficient_linear_works", "GRPO", where)
+    memory.assert_at_most_half(criterion_name, "GRPO", where)

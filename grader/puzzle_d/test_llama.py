@@ -22,7 +22,7 @@ TRAINING_FLOOR_S = 600.0
 
 
 @pytest.mark.criterion("D", "llama_1B_training_loss_matches")
-def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_detail):
+def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_name, criterion_detail):
     """Stock `LlamaForCausalLM(labels=...)` loss against hidden states -> submission(lm_head, CE)."""
     stock = training.build(device)
     names = [n for n, _ in stock.named_parameters()]
@@ -37,11 +37,11 @@ def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_deta
     except SubmissionError as exc:
         if exc.undecidable:
             not_measured(exc.undecidable)
-        raise AssertionError(f"D.llama_1B_training_loss_matches: training through the submission failed: "
+        raise AssertionError(f"{criterion_name}: training through the submission failed: "
                              f"{exc.describe()}") from None
     ours = training.TrainingRun(got["losses"], got["first_grads"], got["final"])
     spec = training.spec_for(device)
-    verdict = compare_training(ours, expected, initial, names, criterion="llama_1B_training_loss_matches",
+    verdict = compare_training(ours, expected, initial, names, criterion=criterion_name,
                                model=spec.name, steps=training.STEPS)
     criterion_detail(f"{spec.name}, random weights, {training.STEPS} AdamW steps: losses "
                      f"{['%.5f' % v for v in ours.losses]} vs stock {['%.5f' % v for v in expected.losses]}; worst "

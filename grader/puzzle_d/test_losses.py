@@ -38,7 +38,7 @@ def test_cross_entropy_variant_matches(judge, device, variant, case, upstream):
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
     loss = cross_entropy(labels, **CE_VARIANTS[variant])
-    judge("show_ce_loss_works", f"{variant} cross-entropy, {problem!r}", X, linear, labels, loss, chunk_size, upstream)
+    judge(f"{variant} cross-entropy, {problem!r}", X, linear, labels, loss, chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "show_other_functions_work")
@@ -49,7 +49,7 @@ def test_mse_against_dense_targets(judge, device, case, upstream):
     problem, chunk_size = case
     X, linear, _ = problem.build(device)
     targets = problem.dense(device)
-    judge("show_other_functions_work", f"MSE, {problem!r}", X, linear, targets, mse(targets), chunk_size, upstream)
+    judge(f"MSE, {problem!r}", X, linear, targets, mse(targets), chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "show_other_functions_work")
@@ -60,7 +60,7 @@ def test_kl_to_reference_distribution(judge, device, case, upstream):
     problem, chunk_size = case
     X, linear, _ = problem.build(device)
     ref = torch.log_softmax(2 * problem.dense(device), dim=-1)
-    judge("show_other_functions_work", f"KL, {problem!r}", X, linear, ref, kl_to_reference(ref), chunk_size, upstream)
+    judge(f"KL, {problem!r}", X, linear, ref, kl_to_reference(ref), chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "show_other_functions_work")
@@ -69,7 +69,7 @@ def test_randomly_composed_loss(judge, device, case, recipe, upstream):
     """A loss composed at random for each example from elementwise maps and row reductions."""
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
-    judge("show_other_functions_work", f"composed loss {recipe}, {problem!r}", X, linear, labels,
+    judge(f"composed loss {recipe}, {problem!r}", X, linear, labels,
           composed(recipe, labels), chunk_size, upstream)
 
 
