@@ -32,7 +32,7 @@ import solutions.nf4 as nf4
 from grader.measure.launches import CACHE_HINT, INLINE_ASM, record_launches
 from grader.measure.timing import copy_bandwidth, time_interleaved
 from grader.puzzle_a import oracles
-from grader.puzzle_a.notebook import MLP, NOTEBOOK_CASES
+from grader.puzzle_a.notebook import MLP, NOTEBOOK_CASES, protocol_seconds
 from grader.puzzle_a.strategies import WeightCase
 
 # The notebook's three weight sizes (its transposed down projections have the same element counts).
@@ -228,18 +228,9 @@ def protocol(out: dict[str, Any]) -> None:
     seconds: dict[str, list[list[float]]] = {k: [] for k in fns}
     for _ in range(2):
         for name, fx in fns.items():
-            per_case = []
-            for layers in cases:
-                for w, qs in layers:
-                    fx(w, qs)
-                torch.cuda.synchronize()
-                start = time.perf_counter()
-                for _ in range(1000):
-                    for w, qs in layers:
-                        fx(w, qs).t()
-                        torch.cuda.synchronize()
-                per_case.append(time.perf_counter() - start)
-            seconds[name].append(per_case)
+            for w, qs in (layer for layers in cases for layer in layers):
+                fx(w, qs)  # warm: a first call's compilation is not the protocol's
+            seconds[name].append(protocol_seconds(fx, cases))
     out["protocol_s"] = seconds
     print("notebook protocol (s per case, 1000 x 3 calls, two passes):")
     for c, case in enumerate(NOTEBOOK_CASES):

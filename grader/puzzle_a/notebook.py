@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any, Callable
+
 import torch
 from torch import nn
 
@@ -48,6 +51,23 @@ def assert_correct_bnb(mlp: MLP, dtype: torch.dtype) -> None:
         assert qs.code.dtype == torch.float32 and qs.offset.dtype == torch.float32 and qs.blocksize == 64
         assert qs.state2.absmax.dtype == torch.float32 and qs.state2.code.dtype == torch.float32
         assert qs.state2.blocksize == 256
+
+
+def protocol_seconds(fx: Callable[[torch.Tensor, Any], torch.Tensor],
+                     cases: list[list[tuple[torch.Tensor, Any]]]) -> list[float]:
+    """The notebook's timing loop (`mlp_dequantize` x1000): per case, 1000 x (up, gate, down) through `fx`,
+    synchronising after each call; the seconds per case on the host clock, from and to an idle device."""
+    seconds = []
+    for layers in cases:
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(1000):
+            for w, qs in layers:
+                fx(w, qs).t()
+                torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def mlp_forward(x: torch.Tensor, mlp: MLP, fx) -> torch.Tensor:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import time
-
 import torch
 
 from grader.box.tasks import Context, task
@@ -25,6 +23,7 @@ from grader.measure.device_work import cuda_kernels, record_device_work
 from grader.measure.launches import CACHE_HINT, INLINE_ASM, compile_for, record_launches
 from grader.measure.timing import time_interleaved
 from grader.puzzle_a import oracles
+from grader.puzzle_a.notebook import protocol_seconds
 from grader.submission import unguarded
 
 _STATE_TENSORS = ("absmax", "code", "offset")
@@ -217,15 +216,4 @@ def timing(ctx: Context, weights: list[list[tuple[torch.Tensor, Any]]], *, outpu
 def protocol(ctx: Context, cases: list[list[tuple[torch.Tensor, Any]]], who: str) -> list[float]:
     """The notebook's timing loop for `who` ("candidate" or "fast_dequantize"): per case, 1000 x (up, gate, down),
     synchronising after each call; the seconds per case (host clock, after the device is idle)."""
-    fx = unguarded(ctx.entry()) if who == "candidate" else _baseline(who)
-    seconds = []
-    for layers in cases:
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(1000):
-            for w, qs in layers:
-                fx(w, qs).t()
-                torch.cuda.synchronize()
-        torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return protocol_seconds(unguarded(ctx.entry()) if who == "candidate" else _baseline(who), cases)
