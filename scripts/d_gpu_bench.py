@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grader.measure.memory import cuda_peak  # noqa: E402
-from grader.puzzle_d.oracles import cross_entropy  # noqa: E402
+from grader.puzzle_d.losses import cross_entropy  # noqa: E402
 from grader.puzzle_d.baselines import available_baselines  # noqa: E402
 import solutions.memory_efficient_linear as reference  # noqa: E402
 from solutions.memory_efficient_linear import memory_efficient_linear  # noqa: E402

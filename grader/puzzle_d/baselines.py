@@ -1,7 +1,7 @@
 """Optional GPU speed baselines for puzzle D: Liger-Kernel's fused linear cross-entropy and Cut Cross-Entropy.
 
 Both compute the mean cross-entropy over non-ignored tokens (-100) from hidden states and the LM head,
-the same loss as `oracles.cross_entropy`. Absent packages, or no GPU, simply leave them out.
+the same loss as `losses.cross_entropy`. Absent packages, or no GPU, simply leave them out.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from grader import watchdog
 from grader.box.client import Box, SubmissionError
 from grader.measure.memory import MemoryPeak, cuda_peak, fake_tensor_peak
 from grader.outcomes import not_measured
-from grader.puzzle_d.oracles import ForwardFunction, cross_entropy, grpo
+from grader.puzzle_d.losses import ForwardFunction, cross_entropy, grpo
 from grader.puzzle_d.standard import MemoryComparison
 
 # Llama-3 8B's LM head over bsz 4 x qlen 4096 tokens, in bfloat16.

@@ -26,7 +26,8 @@ from grader.box.client import Box, SubmissionError
 from grader.compare import mismatch_report, nonfinite_report, relative_norm, tensor_problems
 from grader.measure.memory import MemoryPeak
 from grader.outcomes import not_measured
-from grader.puzzle_d.oracles import CallLog, CrossEntropy, ForwardFunction, Result, full_logit
+from grader.puzzle_d.losses import CallLog, CrossEntropy, ForwardFunction
+from grader.puzzle_d.oracles import Result, full_logit
 from grader.puzzle_d.training import TrainingRun
 
 # ---- Parity with the full-logit computation --------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from hypothesis import strategies as st
 
-from grader.puzzle_d.oracles import ELEMENTWISE, IGNORE_INDEX, ROW_MAPS, ROW_REDUCTIONS, Recipe
+from grader.puzzle_d.losses import ELEMENTWISE, IGNORE_INDEX, ROW_MAPS, ROW_REDUCTIONS, Recipe
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 

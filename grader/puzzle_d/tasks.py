@@ -19,7 +19,8 @@ import torch
 from grader.box.tasks import Context, SubmissionFault, task
 from grader.measure.memory import cuda_peak, fake_tensor_peak
 from grader.puzzle_d import training
-from grader.puzzle_d.oracles import CallLog, Loss, exact_matmuls, gradients
+from grader.puzzle_d.losses import CallLog, Loss
+from grader.puzzle_d.oracles import exact_matmuls, gradients
 from grader.puzzle_d.puzzle_size import puzzle_inputs
 
 

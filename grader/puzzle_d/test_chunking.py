@@ -9,7 +9,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from grader.puzzle_d.oracles import cross_entropy
+from grader.puzzle_d.losses import cross_entropy
 from grader.puzzle_d.strategies import Problem, chunk_sizes, problems
 
 CASES = problems(max_rows=40).flatmap(

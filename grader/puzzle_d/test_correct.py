@@ -7,7 +7,7 @@ import torch
 from hypothesis import example, given
 
 from grader import watchdog
-from grader.puzzle_d.oracles import cross_entropy
+from grader.puzzle_d.losses import cross_entropy
 from grader.puzzle_d.standard import run_candidate
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, upstream_scales
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import example, given
 
-from grader.puzzle_d.oracles import grpo
+from grader.puzzle_d.losses import grpo
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, upstream_scales
 
 CASES = problems_and_chunk_sizes(ignore=False)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from grader.llama import LLAMA_3_2_1B, TINY_TRAINING, ModelSpec
-from grader.puzzle_d.oracles import IGNORE_INDEX, cross_entropy
+from grader.puzzle_d.losses import IGNORE_INDEX, cross_entropy
 
 # LlamaConfig arguments besides the sizes: Llama-3.2-1B's context and RoPE base on a GPU, a short context on CPU.
 CONTEXT = {True: dict(max_position_embeddings=131072, rope_theta=500000.0), False: dict(max_position_embeddings=256)}
