@@ -25,7 +25,7 @@ import torch
 
 from grader.llama import LLAMA_3_2_1B
 from grader.measure import dynamo
-from grader.puzzle_c import oracles, standard
+from grader.puzzle_c import standard, training
 from grader.puzzle_c.builders import build_qlora_model, make_schedule
 from grader.puzzle_c.run import SHAPES
 
@@ -59,13 +59,13 @@ def _variants() -> dict:
             "eager_math": math_attention, "eager_part_a": part_a}
 
 
-def _differences(row: dict, eager: oracles.TrainRecord, rec: oracles.TrainRecord) -> None:
+def _differences(row: dict, eager: training.TrainRecord, rec: training.TrainRecord) -> None:
     found = standard.gaps(rec, eager)
     for quantity in standard.QUANTITIES:
         row[quantity.replace(" ", "_")] = standard.largest(found, quantity).size
 
 
-def _row(name: str, rec: oracles.TrainRecord, report: dynamo.DynamoReport | None, wall: float) -> dict:
+def _row(name: str, rec: training.TrainRecord, report: dynamo.DynamoReport | None, wall: float) -> dict:
     return {
         "variant": name, "steady_step_s": rec.steady_step_seconds(), "peak_gib": rec.peak_bytes / 2**30,
         "compile_overhead_s": rec.compile_overhead_seconds() if report else 0.0, "wall_s": wall,
@@ -83,7 +83,7 @@ def main(out: str, names: list[str]) -> None:
     schedule = make_schedule(vocab_size=LLAMA_3_2_1B.vocab_size, shapes=SHAPES["cuda"], device=device, seed=SEED)
     model = build_qlora_model(LLAMA_3_2_1B, dtype=dtype, device=device, seed=SEED)
     start = time.perf_counter()
-    eager_rec = oracles.train(model, schedule, dtype=dtype, device=device, names=oracles.canonical_names(model),
+    eager_rec = training.train(model, schedule, dtype=dtype, device=device, names=training.canonical_names(model),
                               keep=True)
     eager = _row("eager", eager_rec, None, time.perf_counter() - start)
     _write(out, eager, eager)
@@ -97,9 +97,9 @@ def main(out: str, names: list[str]) -> None:
         start = time.perf_counter()
         with dynamo.record(disable_inductor_caches=True, fail_on_recompile_limit=False,
                            ignore=(os.path.dirname(bnb.__file__),)) as report:
-            names = oracles.canonical_names(model)
+            names = training.canonical_names(model)
             trained = variants[name](model)
-            rec = oracles.train(trained, schedule, dtype=dtype, device=device, names=names, keep=True,
+            rec = training.train(trained, schedule, dtype=dtype, device=device, names=names, keep=True,
                                 follow=eager_rec, compilations=lambda: report.compilations)
         row = _row(name, rec, report, time.perf_counter() - start)
         _differences(row, eager_rec, rec)

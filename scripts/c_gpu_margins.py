@@ -26,7 +26,7 @@ from collections import defaultdict
 
 import torch
 
-from grader.puzzle_c import oracles, standard
+from grader.puzzle_c import standard, training
 from grader.puzzle_c.builders import build_qlora_model, make_schedule
 from grader.puzzle_c.run import SHAPES, SPECS
 
@@ -114,7 +114,7 @@ def main() -> None:
         model = build()
         ratios = _adapter_ratios(model, schedule, dtype, device)
         t0 = time.perf_counter()
-        oracle = oracles.train(model, schedule, dtype=dtype, device=device, keep=True)
+        oracle = training.train(model, schedule, dtype=dtype, device=device, keep=True)
         print(f"b_scale {b_scale}: oracle {time.perf_counter() - t0:.1f} s; adapter/base per layer "
               + " ".join(f"{r:.2f}" for r in ratios.values()), flush=True)
         del model
@@ -123,7 +123,7 @@ def main() -> None:
             model = build()
             change(model)
             t0 = time.perf_counter()
-            record = oracles.train(model, schedule, dtype=dtype, device=device, keep=True, follow=oracle)
+            record = training.train(model, schedule, dtype=dtype, device=device, keep=True, follow=oracle)
             found = standard.gaps(record, oracle)
             worst = {q: standard.largest(found, q) for q in standard.QUANTITIES}
             row = {"b_scale": b_scale, "variant": variant, "device": torch.cuda.get_device_name() if kind == "cuda"

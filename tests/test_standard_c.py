@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from grader.puzzle_c import standard
-from grader.puzzle_c.oracles import MicroStep, TrainRecord
+from grader.puzzle_c.training import MicroStep, TrainRecord
 
 NAMES = [f"base_model.model.model.layers.{i}.self_attn.{p}.lora_{ab}.default.weight"
          for i in range(2) for p in ("q_proj", "o_proj") for ab in "AB"]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # torch and the measurement modules stay unimported until a C
     import torch
 
     from grader.measure.dynamo import DynamoReport
-    from grader.puzzle_c.oracles import TrainRecord
+    from grader.puzzle_c.training import TrainRecord
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
 # distinct lengths than dynamo's default recompile limit (8), and a batch-size change at a length seen
@@ -79,7 +79,7 @@ def execute(box: Any, *, device: Any, seed: int, progress: Any, oracle: bool, pr
     from grader import watchdog
     from grader.box.client import BoxStopped, SubmissionError
     from grader.measure.dynamo import DynamoReport
-    from grader.puzzle_c import oracles
+    from grader.puzzle_c import training
 
     kind = device.type if device.type in SPECS else "cpu"
     spec = SPECS[kind]
@@ -92,7 +92,7 @@ def execute(box: Any, *, device: Any, seed: int, progress: Any, oracle: bool, pr
         model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
         with progress.step("C: eager training, the oracle", steps):
             start = time.perf_counter()
-            run.eager = oracles.train(model, run.schedule, dtype=dtype, device=device, keep=True)
+            run.eager = training.train(model, run.schedule, dtype=dtype, device=device, keep=True)
             reference_s = time.perf_counter() - start
         del model
         _free(device)
@@ -101,11 +101,11 @@ def execute(box: Any, *, device: Any, seed: int, progress: Any, oracle: bool, pr
         model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
         model.get_base_model().set_attn_implementation("eager")
         with progress.step("C: eager math attention along the oracle's steps, the noise floor", steps):
-            run.eager_floor = oracles.train(model, run.schedule, dtype=dtype, device=device, keep=True,
+            run.eager_floor = training.train(model, run.schedule, dtype=dtype, device=device, keep=True,
                                             follow=run.eager)
         del model
         _free(device)
-    run.compiled = oracles.TrainRecord()
+    run.compiled = training.TrainRecord()
     try:
         got = box.run("C.train", spec, run.schedule, seed=seed, dtype=dtype,
                       follow=run.eager.step_weights if run.eager else None, keep=oracle, probe_part_a=probe_part_a,
@@ -116,7 +116,7 @@ def execute(box: Any, *, device: Any, seed: int, progress: Any, oracle: bool, pr
     except BoxStopped as exc:
         run.error = str(exc)
         return run
-    run.compiled = oracles.TrainRecord.from_data(got["record"])
+    run.compiled = training.TrainRecord.from_data(got["record"])
     run.compiled_names = got["names"]
     run.dynamo = DynamoReport.from_data(got["dynamo"]) if got["dynamo"] is not None else None
     run.error = got["error"]

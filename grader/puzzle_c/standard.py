@@ -1,6 +1,6 @@
 """Puzzle C's correctness standard: what `correct` compares with the eager oracle, and how close is close enough.
 
-Every run after the oracle follows the oracle's trajectory (`oracles.train(follow=...)`): at each optimizer
+Every run after the oracle follows the oracle's trajectory (`training.train(follow=...)`): at each optimizer
 step it computes its losses and LoRA gradients at exactly the weights the oracle had at that step, so each
 step is compared as a first step would be, with no AdamW update in between to amplify rounding (AdamW's
 first updates are lr*sign(gradient): two valid runs that train on their own end 0.37 of the update's norm
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from grader.compare import scale_and_error
-from grader.puzzle_c.oracles import TrainRecord
+from grader.puzzle_c.training import TrainRecord
 
 # An honest candidate is one more valid bf16 computation of the same steps, so its distance from the oracle
 # is of the floor's size. Measured on CPU (tiny Llama, four seeds): the reference and the corpus' good C

@@ -19,7 +19,7 @@ from grader.box.tasks import Context, task
 from grader.llama import ModelSpec
 from grader.measure import dynamo
 from grader.measure.dynamo import ops_traced
-from grader.puzzle_c import oracles
+from grader.puzzle_c import training
 from grader.puzzle_c.builders import Schedule, build_qlora_model
 
 
@@ -29,13 +29,13 @@ def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype
     """Compile and train; returns the run's record, the trainable names, dynamo's report, the A probe and the error."""
     device = ctx.device
     model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
-    names = oracles.canonical_names(model)
+    names = training.canonical_names(model)
     out: dict[str, Any] = {"names": None, "error": None, "part_a_ops": None, "part_a_error": None, "dynamo": None}
     if probe_part_a:
         out.update(_probe_part_a(ctx, model))
     torch._dynamo.reset()
-    record = oracles.TrainRecord()
-    trajectory = oracles.TrainRecord(step_weights=follow) if follow is not None else None
+    record = training.TrainRecord()
+    trajectory = training.TrainRecord(step_weights=follow) if follow is not None else None
     steps = f"{spec.name}, {len(schedule.steps)} optimizer steps"
     try:
         # On a GPU, inductor's caches are off: compile time is then honest, and every graph is lowered (so
@@ -49,8 +49,8 @@ def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype
             trained = ctx.entry()(model)
             if not isinstance(trained, torch.nn.Module):
                 raise TypeError(f"compile_qlora returned {type(trained).__name__}, expected a torch.nn.Module")
-            out["names"] = sorted(oracles.trainable_weights(trained, names))
-            oracles.train(trained, schedule, dtype=dtype, device=device, record=record,
+            out["names"] = sorted(training.trainable_weights(trained, names))
+            training.train(trained, schedule, dtype=dtype, device=device, record=record,
                           compilations=lambda: report.compilations, names=names, keep=keep, follow=trajectory)
     except Exception as exc:  # judged by every test, not raised here
         where = _innermost(exc, ctx.submission.files)
