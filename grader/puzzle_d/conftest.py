@@ -15,7 +15,7 @@ from grader.puzzle_d.oracles import exact_matmuls
 from grader.puzzle_d.standard import Judge, MemoryComparison
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def memory_efficient_linear(submission: Any) -> Any:
     """The box that runs the submission's `memory_efficient_linear` (`grader.box.client.Box`), or a skip as
     "D not attempted"."""
