@@ -16,10 +16,11 @@ _INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: 
 
 
 def tensor_problems(actual: Any, *, shape: Sequence[int], dtype: torch.dtype, device: torch.device | None = None,
-                    what: str, source: str = "") -> list[str]:
+                    what: str, source: str = "", device_source: str = "") -> list[str]:
     """Whether `actual` is the tensor asked for: a plain torch.Tensor (a Parameter allowed) of `shape` and `dtype`,
     on `device` (its type only when it names no index; not checked when None). Empty when it is; `source` names
-    where the expected shape and dtype come from ("quant_state."). The one such check every puzzle uses."""
+    where the expected shape and dtype come from ("quant_state."), `device_source` where the device does ("the
+    weight's device"). The one such check every puzzle uses."""
     if not isinstance(actual, torch.Tensor):
         return [f"{what}: expected a torch.Tensor, got {type(actual).__name__}"]
     if type(actual) is not torch.Tensor and not isinstance(actual, torch.nn.Parameter):
@@ -30,7 +31,7 @@ def tensor_problems(actual: Any, *, shape: Sequence[int], dtype: torch.dtype, de
     if actual.dtype != dtype:
         problems.append(f"{what}: dtype {actual.dtype}, expected {source and source + 'dtype '}{dtype}")
     if device is not None and (actual.device != device if device.index is not None else actual.device.type != device.type):
-        problems.append(f"{what}: device {actual.device}, expected {device}")
+        problems.append(f"{what}: device {actual.device}, expected {device_source and device_source + ' '}{device}")
     return problems
 
 

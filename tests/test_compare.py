@@ -20,6 +20,8 @@ def test_each_difference_is_named_with_where_the_expectation_comes_from():
         "output: dtype torch.float16, expected quant_state.dtype torch.bfloat16"]
     assert tensor_problems(t, shape=(3, 2), dtype=torch.float16, device=torch.device("meta"), what="g") == [
         "g: device cpu, expected meta"]
+    assert tensor_problems(t, shape=(3, 2), dtype=torch.float16, device=torch.device("meta"), what="output",
+                           device_source="the weight's device") == ["output: device cpu, expected the weight's device meta"]
 
 
 def test_what_is_not_a_plain_tensor_stops_the_check_there():

@@ -57,7 +57,7 @@ def contract_problems(q: Quantized, got: dict[str, Any], box: Box) -> list[str]:
         problems.append(f"returned the tensor subclass {facts['type']}, expected a plain torch.Tensor")
     else:
         problems += tensor_problems(out, shape=qs.shape, dtype=qs.dtype, device=q.weight.device, what="output",
-                                    source="quant_state.")
+                                    source="quant_state.", device_source="the weight's device")
         if facts["shares_input"]:
             problems.append("output shares memory with an input")
         if facts["shares_kept"]:
