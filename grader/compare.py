@@ -1,8 +1,8 @@
-"""Tensor comparison, the one module for it: whether a result is the tensor asked for, mismatch reports that explain themselves (metadata first, then
-NaN/Inf, then the worst elements), distances in units in the last place, relative norms, and the scale/error
-split of a gradient against its oracle. The puzzles' correctness standards (`grader/puzzle_*/standard.py`) are
-built from these; what is particular to a puzzle (A's rounding bound, C's noise floor, D's precision rule)
-stays in its standard.
+"""Tensor comparison, the one module for it: whether a result is the tensor asked for, mismatch reports that explain
+themselves (metadata first, then NaN/Inf, then the worst elements), distances in units in the last place, relative
+norms, and the scale/error split of a gradient against its oracle. The puzzles' correctness standards
+(`grader/puzzle_*/standard.py`) are built from these; what is particular to a puzzle (A's rounding bound, C's noise
+floor, D's precision rule) stays in its standard.
 """
 
 from __future__ import annotations
@@ -30,16 +30,18 @@ def tensor_problems(actual: Any, *, shape: Sequence[int], dtype: torch.dtype, de
         problems.append(f"{what}: shape {tuple(actual.shape)}, expected {source and source + 'shape '}{tuple(shape)}")
     if actual.dtype != dtype:
         problems.append(f"{what}: dtype {actual.dtype}, expected {source and source + 'dtype '}{dtype}")
-    if device is not None and (actual.device != device if device.index is not None else actual.device.type != device.type):
-        problems.append(f"{what}: device {actual.device}, expected {device_source and device_source + ' '}{device}")
+    if device is not None:
+        same = actual.device == device if device.index is not None else actual.device.type == device.type
+        if not same:
+            problems.append(f"{what}: device {actual.device}, expected {device_source and device_source + ' '}{device}")
     return problems
 
 
 def mismatch_report(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float,
                     what: str, show: int = 5) -> list[str]:
     """Reasons why `actual` differs from `expected` beyond `atol + rtol*|expected|`; empty when it does not."""
-    reasons = tensor_problems(actual, shape=expected.shape, dtype=expected.dtype, device=torch.device(expected.device.type),
-                              what=what)
+    reasons = tensor_problems(actual, shape=expected.shape, dtype=expected.dtype,
+                              device=torch.device(expected.device.type), what=what)
     if reasons:
         return reasons
     a = actual.detach().double().reshape(-1).cpu()

@@ -16,11 +16,11 @@ the process (the grader's sm_75/sm_90 checks) breaks; the patched call restores 
 `@triton.autotune` cannot benchmark there either (it asks for a GPU driver and raises "0 active drivers").
 
 `make_faithful()` replaces those builder methods (a table of patches, `_PATCHES`, each applied where its target
-exists) with versions that convert bfloat16 to float32 exactly
-(a 16-bit shift), compute in float32 as the GPU's bf16 instructions do, and round back to nearest even
-with NaN kept quiet; the autotuner runs every config once and, all timings being equal, keeps the first, so
-the choice is the same in every run. Everything else is left to the interpreter. What it still cannot run (inline PTX)
-is turned into `not_measured` by the tests that call a kernel, never into `failed`.
+exists) with versions that convert bfloat16 to float32 exactly (a 16-bit shift), compute in float32 as the GPU's
+bf16 instructions do, and round back to nearest even with NaN kept quiet; the autotuner runs every config once
+and, all timings being equal, keeps the first, so the choice is the same in every run. Everything else is left
+to the interpreter. What it still cannot run (inline PTX) is turned into `not_measured` by the tests that call a
+kernel, never into `failed`.
 """
 
 from __future__ import annotations

@@ -170,7 +170,8 @@ def host(out: dict[str, Any]) -> None:
     kargs = (*ptrs, n, n // 2)
     t = nf4.TUNING
     consts = (qs.blocksize, s2.blocksize, blocks, True, 1, True, t.register_table, t.stream_hint)
-    targs = (w, qs.absmax, s2.code, s2.absmax, qs.offset, qs.code, out_t, n, n // 2)
+    tensors = (w, qs.absmax, s2.code, s2.absmax, qs.offset, qs.code, out_t)
+    targs = (*tensors, n, n // 2)
     stream = torch._C._cuda_getCurrentRawStream(0)
     device = qs.absmax.device
     from bitsandbytes.functional import lib
@@ -191,7 +192,8 @@ def host(out: dict[str, Any]) -> None:
         "reference: whole eager call": lambda: nf4.dequantize_nf4(w, qs),
         "compare: Triton launcher (run, tensors)": lambda: kernel.run(
             programs, 1, 1, stream, kernel.function, kernel.packed_metadata, None, None, None, *targs, *consts),
-        "compare: Triton JIT front end (kernel[grid])": lambda: nf4._jit_launch(programs, targs, consts, nf4.TUNING),
+        "compare: Triton JIT front end (kernel[grid])": lambda: nf4._jit_launch(
+            programs, tensors, n, n // 2, consts, nf4.TUNING),
         "compare: through torch.library (dispatcher)": lambda: nf4.dequantize_nf4_op(*args),
         "fast_dequantize: whole call": lambda: oracles.fast_dequantize(w, qs),
         "fast_dequantize: allocation (2 tensors, device=weight.device)": lambda: (

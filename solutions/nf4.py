@@ -123,16 +123,12 @@ _INTERPRETER_TILE_BYTES = 1 << 16
 # Compiled kernels by specialisation, launched through Triton's launcher without its JIT front end (argument
 # binding and cache-key hashing on every call), which the notebook's one-call-then-synchronize protocol pays in full.
 _COMPILED: dict[tuple, Any] = {}
-_BLOCKS: dict[tuple[int, Tuning], int] = {}
 
 
 def _blocks_per_program(blocksize: int, tuning: Tuning) -> int:
-    """First-level blocks per program: a power of two (the tile's first dimension)."""
-    blocks = _BLOCKS.get((blocksize, tuning))
-    if blocks is None:
-        tile_bytes = _INTERPRETER_TILE_BYTES if _INTERPRET else tuning.tile_bytes
-        blocks = _BLOCKS[(blocksize, tuning)] = max(1, triton.next_power_of_2(tile_bytes // (blocksize // 2)))
-    return blocks
+    """First-level blocks per program: the power of two at or above the tile's bytes over a block's (at least 1)."""
+    tile_bytes = _INTERPRETER_TILE_BYTES if _INTERPRET else tuning.tile_bytes
+    return 1 << (max(1, tile_bytes // (blocksize // 2)) - 1).bit_length()
 
 
 def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | None, absmax2: torch.Tensor | None,
@@ -161,9 +157,9 @@ def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | No
     programs = -(-n_elements // (blocks * blocksize))
     use_asm = not _INTERPRET and device.type == "cuda"
     consts = (blocksize, blocksize2, blocks, nested, out_kind, use_asm, tuning.register_table, tuning.stream_hint)
+    tensors = (packed, absmax, code2, absmax2, offset, code, full)
     if not use_asm:
-        _jit_launch(programs, (packed.view(torch.uint8), absmax, code2, absmax2, offset, code, full, n_elements, words),
-                    consts, tuning)
+        _jit_launch(programs, tensors, n_elements, words, consts, tuning)
         return out
     ptrs = (packed.data_ptr(), absmax.data_ptr(), code2.data_ptr(), absmax2.data_ptr(), offset.data_ptr(),
             code.data_ptr(), full.data_ptr())
@@ -171,11 +167,10 @@ def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | No
     # multiples of 16. The packed weight is compiled for as bytes (any `quant_storage` dtype), so its dtype is not
     # part of the key.
     key = (device.index, tuning, consts, absmax.dtype, code2.dtype, absmax2.dtype, offset.dtype, code.dtype,
-           n_elements % 16, n_elements == 1, words % 16, words == 1, *[p % 16 for p in ptrs])
+           n_elements % 16 == 0, n_elements == 1, words % 16 == 0, words == 1, *[p % 16 == 0 for p in ptrs])
     kernel = _COMPILED.get(key)
     if kernel is None:
-        _COMPILED[key] = _jit_launch(programs, (packed.view(torch.uint8), absmax, code2, absmax2, offset, code, full,
-                                                n_elements, words), consts, tuning)
+        _COMPILED[key] = _jit_launch(programs, tensors, n_elements, words, consts, tuning)
         return out
     args = (*ptrs, n_elements, words)
     grid = (programs, 1, 1)
@@ -187,10 +182,13 @@ def _launch(packed: torch.Tensor, absmax: torch.Tensor, code2: torch.Tensor | No
     return out
 
 
-def _jit_launch(programs: int, args: tuple, consts: tuple, tuning: Tuning) -> Any:
+def _jit_launch(programs: int, tensors: tuple, n_elements: int, words: int, consts: tuple,
+                tuning: Tuning) -> Any:
+    """A launch through Triton's JIT (compiling on a first call): the packed weight as bytes, whatever its dtype."""
+    packed, *rest = tensors
     blocksize, blocksize2, blocks, nested, out_kind, use_asm, register_table, hint = consts
     return _nf4_dequant_kernel[(programs,)](
-        *args, BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested, OUT_KIND=out_kind,
+        packed.view(torch.uint8), *rest, n_elements, words, BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, BLOCKS=blocks, NESTED=nested, OUT_KIND=out_kind,
         USE_ASM=use_asm, REGISTER_TABLE=register_table, STREAM_HINT=hint, num_warps=tuning.warps,
         enable_fp_fusion=False)
 

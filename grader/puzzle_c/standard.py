@@ -158,7 +158,8 @@ def judge(run: TrainRecord, oracle: TrainRecord, floor_run: TrainRecord) -> Verd
                + f"; tolerances ({NOISE_FACTOR:g}x the floor, at least {ROUNDING:.2g}): "
                + ", ".join(f"{tolerance[q]:.2g}" for q in QUANTITIES)
                + "; compiled, largest: " + "; ".join(f"{q} {worst[q]}" for q in QUANTITIES))
-    failures = [line for line in (_without_gradient(run_gaps),) if line]
+    missing = _without_gradient(run_gaps)
+    failures = [missing] if missing else []
     for q in QUANTITIES:
         beyond = sorted((g for g in run_gaps if g.quantity == q and not g.size <= tolerance[q]),
                         key=lambda g: -g.size)
