@@ -99,10 +99,7 @@ class RunningTest:
     @classmethod
     def read(cls, path: Path) -> RunningTest | None:
         """The record at `path`; None when there is none (the worker started no test)."""
-        if not path.exists():
-            return None
-        text = path.read_text()
-        return cls(**json.loads(text)) if text else None
+        return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
 @dataclass
