@@ -28,8 +28,9 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 import pytest
 
@@ -40,7 +41,87 @@ from grader.runtime import criterion_of, is_grading_run, is_xdist_worker
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
 DEFAULT_PUZZLE_TIMEOUT_S = 3600
 CRASHES_PER_PUZZLE = 2  # after this many lost workers, a puzzle's remaining tests are not run
-_STATE = pytest.StashKey[dict[str, Any]]()
+
+
+@dataclass(frozen=True)
+class Crashes:
+    """The grading workers one puzzle's tests ended, and why the last one ended."""
+
+    count: int
+    reason: str
+
+
+@dataclass
+class Ledger:
+    """Per puzzle, the workers its tests ended and the seconds its tests took: kept by the controller across
+    worker restarts, handed to each new worker as JSON (`to_json`, `from_json`), kept up to date there too."""
+
+    crashes: dict[str, Crashes] = field(default_factory=dict)
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, puzzle: str, seconds: float) -> None:
+        """Count `seconds` against `puzzle`."""
+        self.spent[puzzle] = self.spent.get(puzzle, 0.0) + seconds
+
+    def add_crash(self, puzzle: str, reason: str) -> None:
+        """Count one more worker ended by `puzzle`'s tests, for `reason`."""
+        earlier = self.crashes.get(puzzle)
+        self.crashes[puzzle] = Crashes((earlier.count if earlier else 0) + 1, reason)
+
+    def to_json(self) -> str:
+        """The ledger as JSON, for a worker's `workerinput`."""
+        return json.dumps({"crashes": {p: asdict(c) for p, c in self.crashes.items()}, "spent": self.spent})
+
+    @classmethod
+    def from_json(cls, text: str) -> Ledger:
+        """The ledger `to_json` wrote."""
+        data = json.loads(text)
+        return cls({p: Crashes(int(c["count"]), str(c["reason"])) for p, c in data["crashes"].items()},
+                   {p: float(s) for p, s in data["spent"].items()})
+
+
+@dataclass(frozen=True)
+class RunningTest:
+    """What a worker writes (`current-<worker id>.json`) when it starts a test and again when the test has finished,
+    so that the controller can tell what a lost worker was doing."""
+
+    pid: int
+    nodeid: str
+    criterion: str  # "X.name"
+    started: float  # time.time()
+    timeout: float | None  # the per-test limit, seconds
+    finished: bool = False
+
+    def write(self, path: Path) -> None:
+        """Write the record to `path`, as JSON."""
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def read(cls, path: Path) -> RunningTest | None:
+        """The record at `path`; None when there is none (the worker started no test)."""
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+@dataclass
+class ControllerState:
+    """The controller's side of a grading run: the workers' directory and the puzzles' ledger."""
+
+    run_dir: Path
+    ledger: Ledger = field(default_factory=Ledger)
+
+
+@dataclass
+class WorkerState:
+    """A worker's side: the workers' directory, the file faulthandler writes a crash to, and the ledger as the
+    controller handed it over, kept up to date with this worker's tests."""
+
+    run_dir: Path
+    fault: TextIO
+    ledger: Ledger
+
+
+_CONTROLLER = pytest.StashKey[ControllerState]()
+_WORKER = pytest.StashKey[WorkerState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,25 +167,19 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     # pytest-benchmark would turn itself off under xdist, warning; with one worker, its benchmarks are measured there
     # and recorded here (grader.benchmark_relay).
     benchmark_relay.hold(config)
-    run_dir = Path(tempfile.mkdtemp(prefix="grader-workers-"))
-    config.stash[_STATE] = {"run_dir": run_dir, "crashes": {}, "spent": {}}
+    config.stash[_CONTROLLER] = ControllerState(Path(tempfile.mkdtemp(prefix="grader-workers-")))
 
 
 # ---------------------------------------------------------------- controller
 
 
-def _state(config: pytest.Config) -> dict[str, Any] | None:
-    return config.stash.get(_STATE, None)
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """Tell each new worker where to leave its traces, and which puzzles already crashed workers."""
-    state = _state(node.config)
+    state = node.config.stash.get(_CONTROLLER, None)
     if state is not None:
-        node.workerinput["grader_run_dir"] = str(state["run_dir"])
-        node.workerinput["grader_crashes"] = json.dumps(state["crashes"])
-        node.workerinput["grader_spent"] = json.dumps(state["spent"])
+        node.workerinput["grader_run_dir"] = str(state.run_dir)
+        node.workerinput["grader_ledger"] = state.ledger.to_json()
         node.workerinput["grader_timeout"] = node.config.getoption("timeout") or float(
             node.config.getini("timeout") or DEFAULT_TEST_TIMEOUT_S)
 
@@ -112,46 +187,44 @@ def pytest_configure_node(node: Any) -> None:
 class _Accounting:
     """On the controller: each puzzle's time from the workers' reports, so that a replaced worker inherits it."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
-        self.state = state
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         criterion = dict(report.user_properties).get(CRITERION)
         if criterion is not None:
-            puzzle = criterion.split(".")[0]
-            self.state["spent"][puzzle] = self.state["spent"].get(puzzle, 0.0) + report.duration
+            self.ledger.add_time(criterion.split(".")[0], report.duration)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any) -> None:
     """A lost worker: say why on the test it was running, and count it against that test's puzzle."""
-    state = _state(report.node.config) if hasattr(report, "node") else None
+    state = report.node.config.stash.get(_CONTROLLER, None) if hasattr(report, "node") else None
     if state is None:
         return
-    current = state["run_dir"] / f"current-{report.node.gateway.id}.json"
-    info = json.loads(current.read_text()) if current.exists() else {}
-    if not info:
+    info = RunningTest.read(state.run_dir / f"current-{report.node.gateway.id}.json")
+    if info is None:
         report.longrepr = f"the grading worker ended before it started a test (in {crashitem})"
         return
-    if info.get("finished") or info.get("nodeid") != crashitem:
+    if info.finished or info.nodeid != crashitem:
         # The worker ended between tests: the test it had been handed did not start, so it runs again on the next
         # worker.
         sched.mark_test_pending(crashitem)
         report.outcome = "rerun"  # type: ignore[assignment]
         return
-    reason = _why_the_worker_ended(state["run_dir"], info)
+    reason = _why_the_worker_ended(state.run_dir, info)
     report.longrepr = f"{reason} (in {crashitem})"
-    report.user_properties.append((CRITERION, info["criterion"]))
-    puzzle = info["criterion"].split(".")[0]
-    state["crashes"][puzzle] = {"count": state["crashes"].get(puzzle, {}).get("count", 0) + 1, "reason": reason}
-    state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.time() - info["started"]
+    report.user_properties.append((CRITERION, info.criterion))
+    puzzle = info.criterion.split(".")[0]
+    state.ledger.add_crash(puzzle, reason)
+    state.ledger.add_time(puzzle, time.time() - info.started)
 
 
-def _why_the_worker_ended(run_dir: Path, info: dict[str, Any]) -> str:
-    elapsed = time.time() - info["started"]
-    if info.get("timeout") and elapsed >= info["timeout"] - 1:
-        return f"the test exceeded {info['timeout']:g} s and was stopped (stacks of every thread above, from pytest-timeout)"
-    fault = run_dir / f"fault-{info['pid']}.txt"
+def _why_the_worker_ended(run_dir: Path, info: RunningTest) -> str:
+    elapsed = time.time() - info.started
+    if info.timeout and elapsed >= info.timeout - 1:
+        return f"the test exceeded {info.timeout:g} s and was stopped (stacks of every thread above, from pytest-timeout)"
+    fault = run_dir / f"fault-{info.pid}.txt"
     text = fault.read_text(errors="replace").strip() if fault.exists() else ""
     if text:
         lines = text.splitlines()
@@ -166,8 +239,9 @@ def _why_the_worker_ended(run_dir: Path, info: dict[str, Any]) -> str:
 
 @pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin, which points the handler at stderr
 def pytest_configure(config: pytest.Config) -> None:
-    if _state(config) is not None and not is_xdist_worker(config):
-        config.pluginmanager.register(_Accounting(_state(config)), "grader-time-accounting")
+    controller = config.stash.get(_CONTROLLER, None)
+    if controller is not None and not is_xdist_worker(config):
+        config.pluginmanager.register(_Accounting(controller.ledger), "grader-time-accounting")
         benchmark_relay.register(config)
     if not is_xdist_worker(config) or "grader_run_dir" not in config.workerinput:
         return
@@ -175,8 +249,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run_dir = Path(config.workerinput["grader_run_dir"])
     fault = open(run_dir / f"fault-{os.getpid()}.txt", "w")  # noqa: SIM115 (held open until the process ends)
     faulthandler.enable(file=fault, all_threads=True)
-    config.stash[_STATE] = {"run_dir": run_dir, "fault": fault, "spent": json.loads(config.workerinput["grader_spent"]),
-                            "crashes": json.loads(config.workerinput["grader_crashes"])}
+    config.stash[_WORKER] = WorkerState(run_dir, fault, Ledger.from_json(config.workerinput["grader_ledger"]))
     _limit_memory(config)
 
 
@@ -195,22 +268,20 @@ def _limit_memory(config: pytest.Config) -> None:
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """In a worker: note the running test for the controller, and account the time each puzzle takes."""
-    state = _state(item.config)
+    state = item.config.stash.get(_WORKER, None)
     crit = criterion_of(item)
-    if state is None or crit is None or not is_xdist_worker(item.config):
+    if state is None or crit is None:
         yield
         return
-    puzzle = crit[0]
-    info = {"pid": os.getpid(), "nodeid": item.nodeid, "criterion": ".".join(crit), "started": time.time(),
-            "timeout": item.config.getoption("timeout", None)}
-    current = state["run_dir"] / f"current-{item.config.workerinput['workerid']}.json"
-    current.write_text(json.dumps(info))
+    info = RunningTest(os.getpid(), item.nodeid, ".".join(crit), time.time(), item.config.getoption("timeout", None))
+    current = state.run_dir / f"current-{item.config.workerinput['workerid']}.json"
+    info.write(current)
     started = time.perf_counter()
     try:
         yield
     finally:
-        state["spent"][puzzle] = state["spent"].get(puzzle, 0.0) + time.perf_counter() - started
-        current.write_text(json.dumps({**info, "finished": True}))
+        state.ledger.add_time(crit[0], time.perf_counter() - started)
+        replace(info, finished=True).write(current)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -226,16 +297,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A puzzle that crashed too many workers or ran out of time: its remaining tests fail at once, with why."""
-    state = _state(item.config)
+    state = item.config.stash.get(_WORKER, None)
     crit = criterion_of(item)
-    if state is None or crit is None or not is_xdist_worker(item.config):
+    if state is None or crit is None:
         return
     puzzle = crit[0]
-    crashes = state["crashes"].get(puzzle)
-    if crashes and crashes["count"] >= CRASHES_PER_PUZZLE:
-        pytest.fail(f"not run: puzzle {puzzle}'s submission ended {crashes['count']} grading workers "
-                    f"(last: {crashes['reason']})", pytrace=False)
+    crashes = state.ledger.crashes.get(puzzle)
+    if crashes and crashes.count >= CRASHES_PER_PUZZLE:
+        pytest.fail(f"not run: puzzle {puzzle}'s submission ended {crashes.count} grading workers "
+                    f"(last: {crashes.reason})", pytrace=False)
     limit = item.config.getoption("puzzle_timeout")
-    if state["spent"].get(puzzle, 0.0) > limit:
+    if state.ledger.spent.get(puzzle, 0.0) > limit:
         pytest.fail(f"not run: puzzle {puzzle} exceeded its time limit of {limit:g} s (--puzzle-timeout)",
                     pytrace=False)

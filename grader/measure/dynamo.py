@@ -174,12 +174,27 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
     """
     import torch._dynamo
     import torch._inductor.config
-    from torch._dynamo import output_graph, utils
-    from torch._inductor import ir, select_algorithm
+    from torch._dynamo import utils
 
     report = DynamoReport()
     utils.counters.clear()
     utils.guard_failures.clear()
+    breaks, limit_hits = _Collect(), _Collect()
+    try:
+        with _logs_collected(breaks, limit_hits), _graphs_captured(report, ignore), _matmul_tunings_watched(report), \
+                torch._dynamo.config.patch(fail_on_recompile_limit_hit=fail_on_recompile_limit), \
+                torch._inductor.config.patch(force_disable_caches=disable_inductor_caches):
+            yield report
+    finally:
+        _fill_in(report, breaks.messages, limit_hits.messages, ignore)
+
+
+@contextmanager
+def _graphs_captured(report: DynamoReport, ignore: tuple[str, ...]) -> Iterator[None]:
+    """Every FX graph dynamo hands to a backend, from a frame not under `ignore`, summarised into `report` (and
+    counted as a compilation) before the backend compiles it."""
+    from torch._dynamo import output_graph
+
     original = output_graph.OutputGraph.call_user_compiler
 
     def capturing(self: Any, gm: Any, example_inputs: list[Any]) -> Any:
@@ -191,14 +206,36 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
             report.compilations += 1
         return original(self, gm, example_inputs)
 
+    output_graph.OutputGraph.call_user_compiler = capturing
+    try:
+        yield
+    finally:
+        output_graph.OutputGraph.call_user_compiler = original
+
+
+@contextmanager
+def _matmul_tunings_watched(report: DynamoReport) -> Iterator[None]:
+    """Each op inductor's algorithm selection is asked to lower, and whether a Triton template was among its
+    choices, appended to `report.matmul_tunings`."""
+    from torch._inductor import ir, select_algorithm
+
     selector = select_algorithm.AlgorithmSelectorCache.__call__
 
     def watching(self: Any, name: str, choices: list[Any], *args: Any, **kwargs: Any) -> Any:
         report.matmul_tunings.append((name, any(isinstance(c, ir.TritonTemplateCallerBase) for c in choices)))
         return selector(self, name, choices, *args, **kwargs)
 
-    breaks = _Collect()
-    limit_hits = _Collect()
+    select_algorithm.AlgorithmSelectorCache.__call__ = watching
+    try:
+        yield
+    finally:
+        select_algorithm.AlgorithmSelectorCache.__call__ = selector
+
+
+@contextmanager
+def _logs_collected(breaks: _Collect, limit_hits: _Collect) -> Iterator[None]:
+    """Dynamo's graph-break log artifacts into `breaks` (and nowhere else while the block runs), its frame
+    conversion messages (where recompile-limit warnings go) into `limit_hits` as well."""
     saved = []
     for name in _GRAPH_BREAK_LOGGERS:
         log = logging.getLogger(name)
@@ -207,27 +244,29 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
         log.setLevel(logging.DEBUG)
     frame_log = logging.getLogger("torch._dynamo.convert_frame")
     frame_log.addHandler(limit_hits)
-    output_graph.OutputGraph.call_user_compiler = capturing
-    select_algorithm.AlgorithmSelectorCache.__call__ = watching
     try:
-        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=fail_on_recompile_limit), \
-                torch._inductor.config.patch(force_disable_caches=disable_inductor_caches):
-            yield report
+        yield
     finally:
-        output_graph.OutputGraph.call_user_compiler = original
-        select_algorithm.AlgorithmSelectorCache.__call__ = selector
         frame_log.removeHandler(limit_hits)
         for log, level, handlers in saved:
             log.handlers = handlers
             log.setLevel(level)
-        report.graph_breaks = _graph_breaks(dict(utils.counters["graph_break"]), breaks.messages)
-        # A cache miss logs one reason per cache entry it tried; keep each distinct guard failure once.
-        distinct = {Recompile(_frame(code), re.sub(r"^\S+: ", "", reason.strip())): None
-                    for code, reasons in utils.guard_failures.items() if not code.co_filename.startswith(ignore)
-                    for reason in reasons}
-        report.recompiles = list(distinct)
-        report.recompile_limit_hits = [m for m in limit_hits.messages if "recompile_limit" in m
-                                       and not any(path in m for path in ignore)]
+
+
+def _fill_in(report: DynamoReport, break_messages: list[str], limit_messages: list[str],
+             ignore: tuple[str, ...]) -> None:
+    """`report`'s graph breaks, recompiles and recompile-limit hits, from dynamo's counters and guard-failure log and
+    the messages collected, leaving out frames under `ignore`."""
+    from torch._dynamo import utils
+
+    report.graph_breaks = _graph_breaks(dict(utils.counters["graph_break"]), break_messages)
+    # A cache miss logs one reason per cache entry it tried; keep each distinct guard failure once.
+    distinct = {Recompile(_frame(code), re.sub(r"^\S+: ", "", reason.strip())): None
+                for code, reasons in utils.guard_failures.items() if not code.co_filename.startswith(ignore)
+                for reason in reasons}
+    report.recompiles = list(distinct)
+    report.recompile_limit_hits = [m for m in limit_messages if "recompile_limit" in m
+                                   and not any(path in m for path in ignore)]
 
 
 def ops_traced(fn: Any, *args: Any) -> frozenset[str]:

@@ -22,11 +22,12 @@ not within E of a rounding boundary, i.e. almost everywhere (E is 2**-21 of an f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from grader.compare import from_ordered, mismatch_report, ordered, ulp_distance
+from grader.verdict import Verdict
 
 U32 = 2.0**-24  # unit roundoff of float32
 MAP_ROWS = 64  # rows of the wrong-element map (`wrong_map`): the absmax blocks, grouped
@@ -113,11 +114,12 @@ def wrong_map(bad: torch.Tensor, *, numel: int, blocksize: int, at: torch.Tensor
             "wrong": int(flat.numel()), "judged": numel if at is None else int(at.numel()), "counts": counts.tolist()}
 
 
-def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str, at: torch.Tensor | None = None,
-          on_wrong: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
-    """Why `out` is not a correct dequantization of (`packed`, `quant_state`); empty when it is. With `at` (flat
-    positions, a 1-D int64 CPU tensor), only those elements' values are judged (the shape still is). `on_wrong`
-    receives the `wrong_map` of values that no correct evaluation gives."""
+def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str,
+          at: torch.Tensor | None = None) -> Verdict:
+    """`out` judged as a dequantization of (`packed`, `quant_state`): its failures (`what` names the output in
+    each), and as `data` the `wrong_map` of values that no correct evaluation gives (empty when there are none).
+    With `at` (flat positions, a 1-D int64 CPU tensor), only those elements' values are judged (the shape still
+    is). The standard states no share of an allowance: each element is rounded correctly or not."""
     if at is not None and isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(quant_state.shape):
         out = out.reshape(-1)[at.to(out.device)]
     elif at is not None:  # a wrong shape: judged whole, for its metadata
@@ -127,12 +129,11 @@ def judge(out: torch.Tensor, packed: torch.Tensor, quant_state, *, what: str, at
     reasons = mismatch_report(out, expected.to(out.device) if isinstance(out, torch.Tensor) else expected,
                               atol=float("inf"), rtol=0, what="output")
     if reasons:  # metadata (shape, dtype, device) or NaN/Inf where the exact value is finite
-        return [f"{r}; {what}" for r in reasons]
+        return Verdict([f"{r}; {what}" for r in reasons])
     if out.numel() == 0:
-        return []
+        return Verdict()
     bad = violations(out, truth)
     if not bad.any():
-        return []
-    if on_wrong is not None:
-        on_wrong(wrong_map(bad, numel=quant_state.shape.numel(), blocksize=quant_state.blocksize, at=at))
-    return [explain(out, truth, bad, blocksize=quant_state.blocksize, what=what, at=at)]
+        return Verdict()
+    return Verdict([explain(out, truth, bad, blocksize=quant_state.blocksize, what=what, at=at)],
+                   data=wrong_map(bad, numel=quant_state.shape.numel(), blocksize=quant_state.blocksize, at=at))

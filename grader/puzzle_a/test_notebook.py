@@ -56,8 +56,8 @@ def test_notebook_case(dequantize_nf4, device, case, criterion_detail):
         for name in ("up_proj", "gate_proj", "down_proj"):
             w = getattr(mlp, name).weight
             got = fx(getattr(mlp, name))
-            wrong = standard.judge(got, w, w.quant_state, what=f"{name} of notebook case {case} ({dtype})")
-            assert not wrong, "\n".join(wrong)
+            verdict = standard.judge(got, w, w.quant_state, what=f"{name} of notebook case {case} ({dtype})")
+            assert verdict.passed, verdict.message()
             expected = reference(w)
             differ = ulp_distance(got, expected)
             if differ.any():

@@ -27,13 +27,12 @@ class LargestWrong:
     def __init__(self, criterion_data: Callable[..., None]) -> None:
         self._record, self._largest = criterion_data, -1
 
-    def of(self, what: str) -> Callable[[dict[str, Any]], None]:
-        """The `on_wrong` callback of one input, described by `what`."""
-        def keep(found: dict[str, Any]) -> None:
-            if found["numel"] > self._largest:
-                self._largest = found["numel"]
-                self._record(wrong_elements={what: found})
-        return keep
+    def keep(self, what: str, found: dict[str, Any]) -> None:
+        """The wrong-element map of one input (a verdict's `data`), described by `what`: recorded if it is the
+        largest so far."""
+        if found["numel"] > self._largest:
+            self._largest = found["numel"]
+            self._record(wrong_elements={what: found})
 
 
 def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: LargestWrong, *,
@@ -50,8 +49,10 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: Larg
     except AssertionError as exc:
         problems = [str(exc)]
     if out is not None:
-        problems = standard.judge(out, q.weight, q.quant_state, what=f"input {case}",
-                                  on_wrong=wrong.of(f"{context}{case}"))
+        verdict = standard.judge(out, q.weight, q.quant_state, what=f"input {case}")
+        if verdict.data:
+            wrong.keep(f"{context}{case}", verdict.data)
+        problems = verdict.failures
     if problems:
         raise AssertionError(context + "\n".join(problems))
     return (out == oracles.bnb_dequantize(q)).float().mean().item() if out.numel() else 1.0

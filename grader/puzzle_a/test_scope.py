@@ -33,7 +33,7 @@ def test_variant(dequantize_nf4, device, blocksize, nested, quant_type, dtype, c
         q = oracles.quantize(w, blocksize=blocksize, nested=nested, quant_type=quant_type)
     except Exception as exc:  # bitsandbytes itself refuses this variant on this device
         not_measured(f"bitsandbytes cannot quantize {name} here: {exc}")
-    if standard.judge(oracles.bnb_dequantize(q), q.weight, q.quant_state, what="bitsandbytes"):
+    if not standard.judge(oracles.bnb_dequantize(q), q.weight, q.quant_state, what="bitsandbytes").passed:
         not_measured(f"{name}: bitsandbytes' own answer is outside the standard's model of this variant")
     try:
         got = run_call(dequantize_nf4, q)
@@ -41,6 +41,6 @@ def test_variant(dequantize_nf4, device, blocksize, nested, quant_type, dtype, c
         not_measured(f"{name}: {exc.undecidable or 'unsupported by the submission'} ({exc.describe()[:200]})")
     problems = contract_problems(q, got, dequantize_nf4)
     assert not problems, f"wrong answer instead of refusing: {name}: " + "; ".join(problems)
-    wrong = standard.judge(got["output"], q.weight, q.quant_state, what=name)
-    assert not wrong, "wrong answer instead of refusing: " + "\n".join(wrong)
+    verdict = standard.judge(got["output"], q.weight, q.quant_state, what=name)
+    assert verdict.passed, "wrong answer instead of refusing: " + verdict.message()
     criterion_detail(f"{name}: supported")

@@ -82,7 +82,7 @@ def _judge_untimed(first: list[dict[str, Any]], slots) -> tuple[list[str], list[
         for i, (out, (w, qs)) in enumerate(zip(slot["outputs"], copies)):
             n = qs.shape.numel()
             at = None if n <= SAMPLED_ELEMENTS else torch.randint(0, n, (SAMPLED_ELEMENTS,), generator=gen)
-            wrong = standard.judge(out, w, qs, what=f"untimed call after timing, weight {k} copy {i}", at=at)
+            wrong = standard.judge(out, w, qs, what=f"untimed call after timing, weight {k} copy {i}", at=at).failures
             problems += wrong
             prints.append(int(fingerprint(out)) if out is not None and not wrong else None)
         expected.append(prints)

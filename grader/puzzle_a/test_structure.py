@@ -58,7 +58,7 @@ def launched(dequantize_nf4, device) -> dict[str, Any]:
     broken = modified_inputs(q, facts["inputs_after"], dequantize_nf4) + facts["state_changes"]
     for what, out in facts["observed_outputs"].items():
         broken += ([f"the call with {what} returned no plain tensor"] if out is None else
-                   standard.judge(out, q.weight, q.quant_state, what=f"the output of the call with {what}"))
+                   standard.judge(out, q.weight, q.quant_state, what=f"the output of the call with {what}").failures)
     if broken:
         pytest.fail(f"the calls observed for the kernel's structure (its launches and device work recorded) broke the "
                     f"contract {_on(facts)}, so what they showed is not evidence: " + "; ".join(broken), pytrace=False)
@@ -132,8 +132,8 @@ def test_inside_torch_compile_fullgraph(dequantize_nf4, device, dtype, criterion
     breaks = sum(got["graph_breaks"].values())
     assert breaks == 0, f"{breaks} graph breaks: {got['graph_breaks']}"
     assert got["output"] is not None, "the compiled function returned no tensor"
-    wrong = standard.judge(got["output"], q.weight, q.quant_state, what="the compiled function's output")
-    assert not wrong, "\n".join(wrong)
+    verdict = standard.judge(got["output"], q.weight, q.quant_state, what="the compiled function's output")
+    assert verdict.passed, verdict.message()
     criterion_detail(f"fullgraph compile, 0 graph breaks, {got['graphs']} graph(s)")
 
 
@@ -158,8 +158,8 @@ def test_asm_kernel_is_correct(dequantize_nf4, device, dtype):
         not_measured("the asm path only runs on a GPU")
     q = oracles.quantize(WeightCase((1000, 333), dtype, 1.0, True, True, seed=3).make(device))
     out = call_candidate(dequantize_nf4, q)
-    wrong = standard.judge(out, q.weight, q.quant_state, what="the asm path")
-    assert not wrong, "\n".join(wrong)
+    verdict = standard.judge(out, q.weight, q.quant_state, what="the asm path")
+    assert verdict.passed, verdict.message()
 
 
 @pytest.mark.criterion("A", "uses_cache_eviction")

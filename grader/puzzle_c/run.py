@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from grader.llama import LLAMA_3_2_1B, TINY_QLORA, ModelSpec
 from grader.puzzle_c.builders import Schedule, build_qlora_model, make_schedule
@@ -20,7 +20,9 @@ from grader.puzzle_c.builders import Schedule, build_qlora_model, make_schedule
 if TYPE_CHECKING:  # torch and the measurement modules stay unimported until a C run needs them
     import torch
 
+    from grader.box.client import Box
     from grader.measure.dynamo import DynamoReport
+    from grader.progress import Progress
     from grader.puzzle_c.training import TrainRecord
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
@@ -69,63 +71,94 @@ class CRun:
 TRAIN_FLOOR_S = 900.0
 
 
-def execute(box: Any, *, device: Any, seed: int, progress: Any, oracle: bool, probe_part_a: bool) -> CRun:
+def execute(box: Box, *, device: torch.device, seed: int, progress: Progress, oracle: bool,
+            probe_part_a: bool) -> CRun:
     """Run the eager oracle and noise floor here (if `oracle`), then `compile_qlora` and training through it in the
     submission's box (`grader.puzzle_c.tasks.train`), along the oracle's trajectory when there is one."""
-    import time
+    run = _setting(device, seed)
+    reference_s = 0.0
+    if oracle:
+        reference_s = _train_oracle(run, seed, progress)
+        _train_noise_floor(run, seed, progress)
+    _train_compiled(run, box, seed, reference_s=reference_s, keep=oracle, probe_part_a=probe_part_a)
+    return run
 
+
+def _setting(device: torch.device, seed: int) -> CRun:
+    """A run with nothing trained yet: the model size and the schedule of shapes for `device`, in bfloat16."""
     import torch
 
+    kind = device.type if device.type in SPECS else "cpu"
+    spec = SPECS[kind]
+    return CRun(spec, make_schedule(vocab_size=spec.vocab_size, shapes=SHAPES[kind], device=device, seed=seed),
+                torch.bfloat16, device)
+
+
+def _steps(run: CRun) -> str:
+    return f"{run.spec.name}, {len(run.schedule.steps)} optimizer steps"
+
+
+def _train_oracle(run: CRun, seed: int, progress: Progress) -> float:
+    """Train the eager oracle (sdpa attention, every step's weights and gradients kept) into `run.eager`; its
+    seconds, which the compiled run's deadline allows for."""
+    import time
+
+    from grader.puzzle_c import training
+
+    model = build_qlora_model(run.spec, dtype=run.dtype, device=run.device, seed=seed)
+    with progress.step("C: eager training, the oracle", _steps(run)):
+        start = time.perf_counter()
+        run.eager = training.train(model, run.schedule, dtype=run.dtype, device=run.device, keep=True)
+        seconds = time.perf_counter() - start
+    del model
+    _free(run.device)
+    return seconds
+
+
+def _train_noise_floor(run: CRun, seed: int, progress: Progress) -> None:
+    """The same steps with another valid rounding (math attention instead of sdpa), along the oracle's trajectory,
+    into `run.eager_floor`: how far two correct computations of the same gradients differ here, which `correct`'s
+    tolerances are measured against."""
+    from grader.puzzle_c import training
+
+    model = build_qlora_model(run.spec, dtype=run.dtype, device=run.device, seed=seed)
+    model.get_base_model().set_attn_implementation("eager")
+    with progress.step("C: eager math attention along the oracle's steps, the noise floor", _steps(run)):
+        run.eager_floor = training.train(model, run.schedule, dtype=run.dtype, device=run.device, keep=True,
+                                        follow=run.eager)
+    del model
+    _free(run.device)
+
+
+def _train_compiled(run: CRun, box: Box, seed: int, *, reference_s: float, keep: bool, probe_part_a: bool) -> None:
+    """`compile_qlora` and training through what it returns, in the submission's box (along the oracle's trajectory
+    when `run` has one), into `run`: the record, the trainable names, dynamo's report, the A ops, or the crash."""
     from grader import watchdog
     from grader.box.client import BoxStopped, SubmissionError
     from grader.measure.dynamo import DynamoReport
     from grader.puzzle_c import training
 
-    kind = device.type if device.type in SPECS else "cpu"
-    spec = SPECS[kind]
-    dtype = torch.bfloat16
-    run = CRun(spec, make_schedule(vocab_size=spec.vocab_size, shapes=SHAPES[kind], device=device, seed=seed),
-               dtype, device)
-    steps = f"{spec.name}, {len(run.schedule.steps)} optimizer steps"
-    reference_s = 0.0
-    if oracle:
-        model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
-        with progress.step("C: eager training, the oracle", steps):
-            start = time.perf_counter()
-            run.eager = training.train(model, run.schedule, dtype=dtype, device=device, keep=True)
-            reference_s = time.perf_counter() - start
-        del model
-        _free(device)
-        # The same steps with another valid rounding (math attention instead of sdpa): how far two correct
-        # computations of the same gradients differ here, which `correct`'s tolerances are measured against.
-        model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
-        model.get_base_model().set_attn_implementation("eager")
-        with progress.step("C: eager math attention along the oracle's steps, the noise floor", steps):
-            run.eager_floor = training.train(model, run.schedule, dtype=dtype, device=device, keep=True,
-                                            follow=run.eager)
-        del model
-        _free(device)
     run.compiled = training.TrainRecord()
     try:
-        got = box.run("C.train", spec, run.schedule, seed=seed, dtype=dtype,
-                      follow=run.eager.step_weights if run.eager else None, keep=oracle, probe_part_a=probe_part_a,
-                      deadline=watchdog.deadline(device.type, reference_s, floor_s=TRAIN_FLOOR_S))
+        got = box.run("C.train", run.spec, run.schedule, seed=seed, dtype=run.dtype,
+                      follow=run.eager.step_weights if run.eager else None, keep=keep, probe_part_a=probe_part_a,
+                      deadline=watchdog.deadline(run.device.type, reference_s, floor_s=TRAIN_FLOOR_S))
     except SubmissionError as exc:  # raised outside the run it guards: in building the model, say
         run.error = exc.describe()
-        return run
+        return
     except BoxStopped as exc:
         run.error = str(exc)
-        return run
+        return
     run.compiled = training.TrainRecord.from_data(got["record"])
     run.compiled_names = got["names"]
     run.dynamo = DynamoReport.from_data(got["dynamo"]) if got["dynamo"] is not None else None
     run.error = got["error"]
     run.part_a_ops = frozenset(got["part_a_ops"]) if got["part_a_ops"] is not None else None
     run.part_a_error = got["part_a_error"]
-    return run
 
 
-def _free(device: Any) -> None:
+def _free(device: torch.device) -> None:
+    """Free what the last model left: Python's garbage, and on a GPU the allocator's cached blocks."""
     import torch
 
     gc.collect()

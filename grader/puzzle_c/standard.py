@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from grader.compare import scale_and_error
 from grader.puzzle_c.training import TrainRecord
+from grader.verdict import Verdict
 
 # An honest candidate is one more valid bf16 computation of the same steps, so its distance from the oracle
 # is of the floor's size. Measured on CPU (tiny Llama, four seeds): the reference and the corpus' good C
@@ -137,19 +138,10 @@ def per_step(found: list[Gap], quantity: str) -> list[dict[str, Any]]:
     return [{"at": step, "value": g.value, "where": g.where} for step, g in worst.items()]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """`correct`'s judgement of one run: the figures behind it, the share of the allowance used, the failures, and
-    per quantity its floor, tolerance and the run's and the floor run's gaps along the steps (`data`)."""
-
-    summary: str
-    used: float  # the largest gap over its tolerance, over the quantities
-    failures: list[str]
-    data: dict[str, Any] = field(default_factory=dict)
-
-
 def judge(run: TrainRecord, oracle: TrainRecord, floor_run: TrainRecord) -> Verdict:
-    """Compare `run` with `oracle`, each quantity within NOISE_FACTOR x the floor run's largest gap (>= ROUNDING)."""
+    """Compare `run` with `oracle`, each quantity within NOISE_FACTOR x the floor run's largest gap (>= ROUNDING):
+    the figures behind it, the largest gap over its tolerance (`used`), the failures, and per quantity its floor,
+    tolerance and the run's and the floor run's gaps along the steps (`data`)."""
     floor_gaps, run_gaps = gaps(floor_run, oracle), gaps(run, oracle)
     floor = {q: largest(floor_gaps, q).size for q in QUANTITIES}
     tolerance = {q: max(NOISE_FACTOR * floor[q], ROUNDING) for q in QUANTITIES}
@@ -174,5 +166,5 @@ def judge(run: TrainRecord, oracle: TrainRecord, floor_run: TrainRecord) -> Verd
     used = max(worst[q].size / tolerance[q] for q in QUANTITIES)
     data = {q: {"floor": floor[q], "tolerance": tolerance[q], "run": per_step(run_gaps, q),
                 "floor_run": per_step(floor_gaps, q)} for q in QUANTITIES}
-    return Verdict(summary, used, failures, data)
+    return Verdict(failures, summary, used, data)
 

@@ -1,4 +1,4 @@
-"""Puzzle D fixtures: the entry point, numeric settings held fixed per test, the parity judge, puzzle-size memory.
+"""Puzzle D fixtures: the entry point, numeric settings held fixed per test, the parity check, puzzle-size memory.
 
 What counts as correct lives in `standard.py`; these fixtures only bind it to the submission and the scorecard.
 """
@@ -12,7 +12,8 @@ import torch
 
 from grader.puzzle_d import puzzle_size
 from grader.puzzle_d.oracles import exact_matmuls
-from grader.puzzle_d.standard import Judge, MemoryComparison
+from grader.puzzle_d.harness import Parity
+from grader.puzzle_d.standard import MemoryComparison
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +32,13 @@ def _exact_matmuls() -> Iterator[None]:
 
 
 @pytest.fixture
-def judge(criterion_name: str, memory_efficient_linear: Any, criterion_detail: Callable[..., None],
-          criterion_data: Callable[..., None]) -> Judge:
-    """`judge(inputs, X, linear, labels, forward_function, chunk_size, upstream) -> Result`: `standard.Judge` on the
-    submission, for the criterion the test's marker names; after each problem judged, the scorecard's detail gets its
-    running summary, and its data the largest share of the allowance used per loss."""
-    return Judge(memory_efficient_linear, criterion_name,
-                 lambda summary: criterion_detail(summary, replace=True), lambda errors: criterion_data(errors=errors))
+def parity(criterion_name: str, memory_efficient_linear: Any, criterion_detail: Callable[..., None],
+           criterion_data: Callable[..., None]) -> Parity:
+    """`parity(inputs, X, linear, labels, forward_function, chunk_size, upstream) -> Result`: `harness.Parity` on the
+    submission, failing the criterion the test's marker names; after each problem judged, the scorecard's detail gets
+    its running summary, and its data the largest share of the allowance used per loss."""
+    return Parity(memory_efficient_linear, criterion_name,
+                  lambda summary: criterion_detail(summary, replace=True), lambda errors: criterion_data(errors=errors))
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
-"""Puzzle D's correctness standard, in one place: every D criterion that judges values judges them here.
+"""Puzzle D's correctness standard, in one place: every D criterion that judges values judges them here, and each
+judgement is a `grader.verdict.Verdict` (the tests assert it under their criterion's name).
 
-- Parity (`Judge`, `precision_report`): a result and its gradients against the float64 truth, allowed
+- Parity (`judge`, `precision_report`): a result and its gradients against the float64 truth, allowed
   `NATIVE_FACTOR` times the worst error of the plain computations in the inputs' dtype (`natives`),
   measured in the same run on the same problem, plus `MARGIN[dtype]` of the largest |truth|, plus for the
   tensors summed over chunks (loss, weight and bias gradients) what summing the submission's chunks may
   round (`Accumulation`).
-- Memory (`MemoryComparison`): the submission's peak at most `HALF_OF_NAIVE` of the naive full-logit peak.
+- Memory (`MemoryComparison.judge`): the submission's peak at most `HALF_OF_NAIVE` of the naive full-logit peak.
 - Training (`compare_training`): a Llama trained through the submission against the stock one, by
   relative norms (`grader.compare.relative_norm`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`, `WEIGHT_TOLERANCE`.
 """
@@ -14,21 +15,16 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import torch
-from hypothesis import assume
 
-from grader import watchdog
-from grader.box.client import Box, SubmissionError
 from grader.compare import mismatch_report, nonfinite_report, relative_norm, tensor_problems
 from grader.measure.memory import MemoryPeak
-from grader.outcomes import not_measured
-from grader.puzzle_d.losses import CallLog, CrossEntropy, ForwardFunction
+from grader.puzzle_d.losses import ForwardFunction
 from grader.puzzle_d.oracles import Result, full_logit
 from grader.puzzle_d.training import TrainingRun
+from grader.verdict import Verdict
 
 # ---- Parity with the full-logit computation --------------------------------------------------------------
 #
@@ -188,108 +184,29 @@ def _summing(accumulation: Accumulation | None) -> str:
             f"{str(accumulation.dtype).removeprefix('torch.')}")
 
 
-def run_candidate(box: Box, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
-                  forward_function: ForwardFunction, chunk_size: int | None, upstream: float, *, deadline: float,
-                  keep: str | None = None) -> tuple[Result, dict[str, Any]]:
-    """The submission in its box on copies of the inputs, backpropagating `upstream` (`grader.puzzle_d.tasks.run`):
-    its result (loss, gradients, what its forward function received) and the call's facts. AssertionError when the
-    submission raised or returned no scalar that requires grad; not measured where a CPU cannot decide."""
-    try:
-        got = box.run("D.run", X, linear, labels, forward_function, chunk_size, upstream, keep=keep, deadline=deadline)
-    except SubmissionError as exc:
-        if exc.undecidable:
-            not_measured(exc.undecidable)
-        raise AssertionError(exc.describe() if exc.error["fault"] else
-                             f"memory_efficient_linear raised {exc.describe()}") from None
-    log = got["log"]
-    return Result(got["loss"], got["grads"], CallLog(log["rows"], log["linear_out_dtypes"], log["loss_in_dtypes"])), got
+def judge(got: Result, truth: Result, plain: list[Result], *, X: torch.Tensor, linear: torch.nn.Linear,
+          labels: torch.Tensor, forward_function: ForwardFunction, upstream: float) -> Verdict:
+    """The candidate's result on one problem (`got`: loss, gradients, what its forward function received) judged by
+    the parity rule against the float64 `truth` and the natives `plain` (`natives`): the reason of every tensor
+    that fails, and the largest share of the allowance any tensor used. The problem's inputs give, where a failure
+    may be what summing the candidate's chunks rounds, each row's contribution (`row_sums`)."""
+    tensors = {"loss": (got.loss, [n.loss for n in plain], truth.loss),
+               **{name: (got.grads.get(name), [n.grads[name] for n in plain], expected)
+                  for name, expected in truth.grads.items()}}
+    chunks = chunks_per_pass(got.log.rows, math.prod(X.shape[:-1]))
 
+    def judged(sums: dict[str, torch.Tensor]) -> list[Precision]:
+        """Every tensor by the parity rule; those named in `sums` with their accumulation term."""
+        return [precision_report(actual, native, expected, dtype=X.dtype,
+                                 accumulation=Accumulation(chunks, sums[name].max().item(), native[0].dtype)
+                                 if name in sums else None,
+                                 what="loss" if name == "loss" else f"d(upstream*loss)/d{name}")
+                for name, (actual, native, expected) in tensors.items()]
 
-_LOSS_NAMES = {"MeanSquaredError": "MSE", "KLToReference": "KL to a reference", "Composed": "composed",
-               "GRPO": "GRPO"}
-
-
-def loss_name(forward_function: ForwardFunction) -> str:
-    """The loss a forward function computes, in a word or two (cross-entropy with its variants)."""
-    if isinstance(forward_function, CrossEntropy):
-        f = forward_function
-        variants = [name for name, on in (("label smoothing", f.label_smoothing), ("z-loss", f.z_loss),
-                                          ("softcap", f.softcap)) if on]
-        return "cross-entropy" + (f" ({', '.join(variants)})" if variants else "")
-    return _LOSS_NAMES.get(type(forward_function).__name__, type(forward_function).__name__)
-
-
-class Judge:
-    """The parity judge for one test: runs the submission on problems and keeps a running summary, and per loss the
-    largest share of the allowance used (`on_errors` receives them after each problem, for the HTML report)."""
-
-    def __init__(self, box: Box, criterion: str, on_judged: Callable[[str], None] = lambda summary: None,
-                 on_errors: Callable[[dict[str, dict[str, Any]]], None] = lambda errors: None):
-        self._box, self._criterion, self._on_judged, self._on_errors = box, criterion, on_judged, on_errors
-        self._errors: dict[str, dict[str, Any]] = {}
-        self._used: list[float] = []
-        self._dtypes: set[str] = set()
-        self.last: Result | None = None  # the submission's latest result, judged or not
-
-    def __call__(self, inputs: str, X: torch.Tensor, linear: torch.nn.Linear, labels: torch.Tensor,
-                 forward_function: ForwardFunction, chunk_size: int | None, upstream: float) -> Result:
-        """Judge the submission on one problem; AssertionError names the criterion, `inputs` and every bad tensor.
-
-        Returns the candidate's result (with what its forward function received, `Result.log`).
-        """
-        self.last = None
-        start = time.perf_counter()
-        truth = full_logit(X, linear, labels, forward_function, upstream, dtype=torch.float64)
-        plain = natives(X, linear, labels, forward_function, upstream, chunk_size)
-        reference_s = time.perf_counter() - start
-        # An example the dtype cannot hold natively (a 16-bit gradient overflowing) judges nothing: draw another.
-        assume(all(bool(torch.isfinite(t).all()) for n in plain for t in (n.loss, *n.grads.values()) if t is not None))
-        try:
-            got, _ = run_candidate(self._box, X, linear, labels, forward_function, chunk_size, upstream,
-                                   deadline=watchdog.deadline(X.device.type, reference_s))
-        except AssertionError as exc:
-            self._note(forward_function, math.inf)
-            raise AssertionError(f"{self._criterion}: {exc}\ninputs: {inputs}, chunk_size={chunk_size}, "
-                                 f"upstream={upstream:g}") from None
-        self.last = got
-        tensors = {"loss": (got.loss, [n.loss for n in plain], truth.loss),
-                   **{name: (got.grads.get(name), [n.grads[name] for n in plain], expected)
-                      for name, expected in truth.grads.items()}}
-
-        chunks = chunks_per_pass(got.log.rows, math.prod(X.shape[:-1]))
-
-        def judged(sums: dict[str, torch.Tensor]) -> list[Precision]:
-            """Every tensor by the parity rule; those named in `sums` with their accumulation term."""
-            return [precision_report(actual, native, expected, dtype=X.dtype,
-                                     accumulation=Accumulation(chunks, sums[name].max().item(), native[0].dtype)
-                                     if name in sums else None,
-                                     what="loss" if name == "loss" else f"d(upstream*loss)/d{name}")
-                    for name, (actual, native, expected) in tensors.items()]
-
-        checks = judged({})
-        if chunks > 1 and any(c.reasons for c in checks):  # the accumulation term only adds: needed only then
-            checks = judged(row_sums(X, linear, labels, forward_function, upstream))
-        reasons = [r for c in checks for r in c.reasons]
-        self._note(forward_function, max(c.used for c in checks))
-        assert not reasons, (f"{self._criterion}: result differs from the full-logit computation\n"
-                             f"inputs: {inputs}, chunk_size={chunk_size}, upstream={upstream:g}\n" + "\n".join(reasons))
-        self._used.append(max(c.used for c in checks))
-        self._dtypes.add(str(X.dtype).removeprefix("torch."))
-        self._on_judged(self.summary())
-        return got
-
-    def _note(self, forward_function: ForwardFunction, used: float) -> None:
-        errors = self._errors.setdefault(loss_name(forward_function), {"worst": 0.0, "problems": 0, "over": 0})
-        errors["worst"] = max(errors["worst"], used)
-        errors["problems"] += 1
-        errors["over"] += used > 1
-        self._on_errors(self._errors)
-
-    def summary(self) -> str:
-        """The problems judged so far and the largest share of the allowance any tensor used."""
-        return (f"{len(self._used)} problem(s) ({', '.join(sorted(self._dtypes))}) match the float64 truth; the "
-                f"largest error used {max(self._used, default=0.0):.2f} of the allowance ({NATIVE_FACTOR:g}x the "
-                "plain computation's error + rounding margins)")
+    checks = judged({})
+    if chunks > 1 and any(c.reasons for c in checks):  # the accumulation term only adds: needed only then
+        checks = judged(row_sums(X, linear, labels, forward_function, upstream))
+    return Verdict([r for c in checks for r in c.reasons], used=max(c.used for c in checks))
 
 
 # ---- Memory ----------------------------------------------------------------------------------------------
@@ -311,22 +228,18 @@ class MemoryComparison:
         """Candidate peak over naive peak."""
         return self.candidate.peak_bytes / self.naive.peak_bytes
 
-    def as_data(self, where: str) -> dict[str, Any]:
-        """The peaks as data for the HTML report."""
-        return {"candidate_bytes": self.candidate.peak_bytes, "naive_bytes": self.naive.peak_bytes,
+    def judge(self, what: str, where: str) -> Verdict:
+        """The submission's peak on `what` (a loss) measured `where`, at most `HALF_OF_NAIVE` of the naive version's:
+        a line for the scorecard, the ratio over that limit, and the peaks as data for the HTML report."""
+        summary = (f"{what}, {where} at {self.problem}: peak {self.candidate.peak_gib:.2f} GiB vs naive "
+                   f"{self.naive.peak_gib:.2f} GiB ({self.ratio:.2f}x) [{self.candidate.method}]")
+        failures = [] if self.ratio <= HALF_OF_NAIVE else [
+            f"{what}: peak {self.candidate.peak_gib:.2f} GiB is {self.ratio:.2f}x the naive full-logit version's "
+            f"{self.naive.peak_gib:.2f} GiB ({where}); at most {HALF_OF_NAIVE:g}x is required"]
+        data = {"candidate_bytes": self.candidate.peak_bytes, "naive_bytes": self.naive.peak_bytes,
                 "retained_bytes": self.candidate.retained_bytes, "limit": HALF_OF_NAIVE, "method": self.candidate.method,
                 "where": where, "problem": self.problem}
-
-    def describe(self, what: str, where: str) -> str:
-        """One line for the scorecard."""
-        return (f"{what}, {where} at {self.problem}: peak {self.candidate.peak_gib:.2f} GiB vs naive "
-                f"{self.naive.peak_gib:.2f} GiB ({self.ratio:.2f}x) [{self.candidate.method}]")
-
-    def assert_at_most_half(self, criterion: str, what: str, where: str) -> None:
-        """Fail `criterion` ("D.xxx") unless the submission's peak is at most half the naive version's."""
-        assert self.ratio <= HALF_OF_NAIVE, (
-            f"{criterion}: {what}: peak {self.candidate.peak_gib:.2f} GiB is {self.ratio:.2f}x the naive "
-            f"full-logit version's {self.naive.peak_gib:.2f} GiB ({where}); at most {HALF_OF_NAIVE:g}x is required")
+        return Verdict(failures, summary, self.ratio / HALF_OF_NAIVE, data)
 
 
 # ---- Training a Llama ------------------------------------------------------------------------------------
@@ -347,25 +260,20 @@ GRADIENT_TOLERANCE = 1e-4
 WEIGHT_TOLERANCE = 1e-2
 
 
-@dataclass(frozen=True)
-class TrainingComparison:
-    """A run through the submission against the stock run: worst relative differences and every failure."""
-
-    gradient_error: float
-    weight_error: float
-    reasons: list[str]
-
-
 def compare_training(ours: TrainingRun, stock: TrainingRun, initial: list[torch.Tensor], names: list[str], *,
-                     criterion: str, model: str, steps: int) -> TrainingComparison:
-    """Judge `ours` against `stock` (both from `initial`): losses, first-step gradients, final weights."""
+                     model: str, steps: int) -> Verdict:
+    """Judge `ours` against `stock` (both from `initial`): losses, first-step gradients, final weights. The summary
+    and `data` hold the worst relative differences of the gradients and the final weights."""
     reasons = mismatch_report(torch.tensor(ours.losses), torch.tensor(stock.losses), atol=LOSS_TOLERANCE,
-                              rtol=LOSS_TOLERANCE, what=f"{criterion}: per-step training loss ({model})")
+                              rtol=LOSS_TOLERANCE, what=f"per-step training loss ({model})")
     grads = [relative_norm(g, e, e) for g, e in zip(ours.first_grads, stock.first_grads)]
     weights = [relative_norm(p, q, q - w) for p, q, w in zip(ours.final, stock.final, initial)]
-    reasons += [f"{criterion}: first-step gradient of {n} differs from stock by {err:.2e} of its norm "
+    reasons += [f"first-step gradient of {n} differs from stock by {err:.2e} of its norm "
                 f"(at most {GRADIENT_TOLERANCE:g}) ({model})" for n, err in zip(names, grads) if err > GRADIENT_TOLERANCE]
-    reasons += [f"{criterion}: after {steps} steps {n} differs from stock by {err:.2e} of the distance training "
+    reasons += [f"after {steps} steps {n} differs from stock by {err:.2e} of the distance training "
                 f"moved it (at most {WEIGHT_TOLERANCE:g}) ({model})" for n, err in zip(names, weights)
                 if err > WEIGHT_TOLERANCE]
-    return TrainingComparison(max(grads, default=0.0), max(weights, default=0.0), reasons)
+    worst = {"gradient_error": max(grads, default=0.0), "weight_error": max(weights, default=0.0)}
+    summary = (f"worst relative difference: first-step gradient {worst['gradient_error']:.1e}, final weights "
+               f"{worst['weight_error']:.1e} of the distance trained")
+    return Verdict(reasons, summary, data=worst)

@@ -20,13 +20,13 @@ CASES = problems(max_rows=40).flatmap(
 @example(case=(Problem((3, 7), 16, 64, torch.bfloat16, True, 0.25, 4.0, seed=10), [1, 4, 21, None]))
 @example(case=(Problem((17,), 8, 33, torch.float32, False, 0.0, 1.0, seed=11), [5, 16, 20]))
 @given(case=CASES)
-def test_any_chunk_size_gives_the_same_result(judge, criterion_name, device, case):
+def test_any_chunk_size_gives_the_same_result(parity, criterion_name, device, case):
     """Per chunk size: forward_function sees chunks of at most that many rows, and the result keeps the
     precision rule against the one float64 truth (so the results agree with each other within it)."""
     problem, sizes = case
     X, linear, labels = problem.build(device)
     for chunk_size in sizes:
-        log = judge(repr(problem), X, linear, labels, cross_entropy(labels), chunk_size,
+        log = parity(repr(problem), X, linear, labels, cross_entropy(labels), chunk_size,
                     1.0).log
         if chunk_size is None:
             continue

@@ -8,7 +8,7 @@ from hypothesis import example, given
 
 from grader import watchdog
 from grader.puzzle_d.losses import cross_entropy
-from grader.puzzle_d.standard import run_candidate
+from grader.puzzle_d.harness import run_candidate
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, upstream_scales
 
 CASES = problems_and_chunk_sizes()
@@ -32,11 +32,11 @@ def test_result_comes_from_an_autograd_function(memory_efficient_linear, device)
 # arrives and multiplied by it afterwards, they have underflowed (d_scales_fp16_gradients_after fails here by 15x).
 @example(case=(Problem((64,), 64, 1000, torch.float16, False, 0.0, 1e-4, seed=13), 16), upstream=65536.0)
 @given(case=CASES, upstream=upstream_scales())
-def test_cross_entropy_matches_full_logits(judge, device, case, upstream):
+def test_cross_entropy_matches_full_logits(parity, device, case, upstream):
     """Mean over valid tokens with ignore_index; any rows, widths, dtype, mask density, chunk size, upstream."""
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
-    judge(repr(problem), X, linear, labels, cross_entropy(labels), chunk_size, upstream)
+    parity(repr(problem), X, linear, labels, cross_entropy(labels), chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "correct")

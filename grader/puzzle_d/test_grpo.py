@@ -38,12 +38,12 @@ def grpo_batch(problem: Problem, X: torch.Tensor, linear: torch.nn.Linear, token
 @pytest.mark.criterion("D", "GRPO_memory_efficient_linear_works")
 @example(case=(Problem((3, 8), 16, 80, torch.bfloat16, True, 0.0, 4.0, seed=12), 5), upstream=1.0)
 @given(case=CASES, upstream=upstream_scales())
-def test_grpo_loss_matches_full_logits(judge, device, case, upstream):
+def test_grpo_loss_matches_full_logits(parity, device, case, upstream):
     """Clipped policy-gradient term + beta * KL to the reference, mean over completion tokens."""
     problem, chunk_size = case
     X, linear, tokens = problem.build(device)
     batch = grpo_batch(problem, X, linear, tokens)
-    judge(f"GRPO, {problem!r}", X, linear, batch, grpo(batch), chunk_size,
+    parity(f"GRPO, {problem!r}", X, linear, batch, grpo(batch), chunk_size,
           upstream)
 
 
@@ -51,6 +51,7 @@ def test_grpo_loss_matches_full_logits(judge, device, case, upstream):
 def test_grpo_keeps_the_memory_reduction(puzzle_memory, criterion_name, criterion_detail, criterion_data):
     """The GRPO loss at puzzle size: peak at most half the naive full-logit version's."""
     memory, where = puzzle_memory("grpo")
-    criterion_detail(memory.describe("GRPO", where), memory.ratio)
-    criterion_data(peaks={"GRPO": memory.as_data(where)})
-    memory.assert_at_most_half(criterion_name, "GRPO", where)
+    verdict = memory.judge("GRPO", where)
+    criterion_detail(verdict.summary, memory.ratio)
+    criterion_data(peaks={"GRPO": verdict.data})
+    assert verdict.passed, f"{criterion_name}: {verdict.message()}"

@@ -16,7 +16,7 @@ from grader import watchdog
 from grader.outcomes import not_measured
 from grader.puzzle_d.losses import Recipe, composed, cross_entropy, kl_to_reference, mse
 from grader.puzzle_d.oracles import full_logit
-from grader.puzzle_d.standard import run_candidate
+from grader.puzzle_d.harness import run_candidate
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, recipes, upstream_scales
 
 CASES = problems_and_chunk_sizes()
@@ -34,43 +34,43 @@ CE_VARIANTS = {
 @pytest.mark.parametrize("variant", sorted(CE_VARIANTS))
 @example(case=(Problem((4, 6), 16, 64, torch.float32, True, 0.25, 4.0, seed=5), 5), upstream=1.5)
 @given(case=CASES, upstream=upstream_scales())
-def test_cross_entropy_variant_matches(judge, device, variant, case, upstream):
+def test_cross_entropy_variant_matches(parity, device, variant, case, upstream):
     """Cross-entropy (mean over valid tokens, ignore_index), with label smoothing, z-loss or soft-capping."""
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
     loss = cross_entropy(labels, **CE_VARIANTS[variant])
-    judge(f"{variant} cross-entropy, {problem!r}", X, linear, labels, loss, chunk_size, upstream)
+    parity(f"{variant} cross-entropy, {problem!r}", X, linear, labels, loss, chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "show_other_functions_work")
 @example(case=(Problem((5, 3), 8, 40, torch.float32, True, 0.0, 1.0, seed=6), 4), upstream=-2.0)
 @given(case=DENSE_CASES, upstream=upstream_scales())
-def test_mse_against_dense_targets(judge, device, case, upstream):
+def test_mse_against_dense_targets(parity, device, case, upstream):
     """Mean squared error of the logits against (rows, vocab) targets."""
     problem, chunk_size = case
     X, linear, _ = problem.build(device)
     targets = problem.dense(device)
-    judge(f"MSE, {problem!r}", X, linear, targets, mse(targets), chunk_size, upstream)
+    parity(f"MSE, {problem!r}", X, linear, targets, mse(targets), chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "show_other_functions_work")
 @example(case=(Problem((11,), 12, 30, torch.bfloat16, False, 0.0, 4.0, seed=7), 3), upstream=0.5)
 @given(case=DENSE_CASES, upstream=upstream_scales())
-def test_kl_to_reference_distribution(judge, device, case, upstream):
+def test_kl_to_reference_distribution(parity, device, case, upstream):
     """KL from a reference distribution (given as log-probabilities per row) to softmax(logits)."""
     problem, chunk_size = case
     X, linear, _ = problem.build(device)
     ref = torch.log_softmax(2 * problem.dense(device), dim=-1)
-    judge(f"KL, {problem!r}", X, linear, ref, kl_to_reference(ref), chunk_size, upstream)
+    parity(f"KL, {problem!r}", X, linear, ref, kl_to_reference(ref), chunk_size, upstream)
 
 
 @pytest.mark.criterion("D", "show_other_functions_work")
 @given(case=CASES, recipe=recipes(), upstream=upstream_scales())
-def test_randomly_composed_loss(judge, device, case, recipe, upstream):
+def test_randomly_composed_loss(parity, device, case, recipe, upstream):
     """A loss composed at random for each example from elementwise maps and row reductions."""
     problem, chunk_size = case
     X, linear, labels = problem.build(device)
-    judge(f"composed loss {recipe}, {problem!r}", X, linear, labels,
+    parity(f"composed loss {recipe}, {problem!r}", X, linear, labels,
           composed(recipe, labels), chunk_size, upstream)
 
 

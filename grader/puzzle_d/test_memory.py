@@ -9,6 +9,7 @@ import pytest
 def test_peak_memory_at_most_half_of_naive(puzzle_memory, criterion_name, criterion_detail, criterion_data):
     """Cross-entropy, forward + backward, the submission's own chunk size, against the naive version."""
     memory, where = puzzle_memory("ce")
-    criterion_detail(memory.describe("cross-entropy", where), memory.ratio)
-    criterion_data(peaks={"cross-entropy": memory.as_data(where)})
-    memory.assert_at_most_half(criterion_name, "cross-entropy", where)
+    verdict = memory.judge("cross-entropy", where)
+    criterion_detail(verdict.summary, memory.ratio)
+    criterion_data(peaks={"cross-entropy": verdict.data})
+    assert verdict.passed, f"{criterion_name}: {verdict.message()}"
