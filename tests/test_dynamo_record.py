@@ -34,3 +34,17 @@ def test_record_reports_breaks_recompiles_graphs_and_matmul_lowerings():
     assert any("torch._VariableFunctionsClass.relu" in g.ops for g in report.graphs)
     assert [name for name, _ in report.matmul_tunings] == ["mm", "mm"]
     assert report.recompile_limit_hits == []
+
+
+def test_a_restarted_analysis_is_noted_not_counted_as_a_compilation():
+    """Under `dynamic=True` dynamo first traces a float argument as a symbol; `x ** s` cannot keep it, so the
+    backend call raises TensorifyScalarRestartAnalysis and dynamo traces the frame again with the float
+    specialised (then once per new value). Three graphs are compiled for three values, and the abandoned backend
+    call is a restart, not a fourth compilation."""
+    with record(disable_inductor_caches=True) as report:
+        power = torch.compile(lambda x, s: x ** s, dynamic=True)
+        for s in (1.5, 2.5, 3.5):
+            power(torch.rand(4), s)
+    assert report.compilations == len(report.graphs) == 3
+    [restart] = report.restarts
+    assert restart.endswith("TensorifyScalarRestartAnalysis") and "test_dynamo_record.py" in restart

@@ -65,12 +65,13 @@ class GraphContent:
 class DynamoReport:
     """Everything dynamo did inside one `record()` block."""
 
-    compilations: int = 0  # graphs compiled so far (one per backend call; as counters["stats"]["unique_graphs"])
+    compilations: int = 0  # graphs compiled: backend calls that returned (an analysis restarted is not one)
     graph_breaks: list[GraphBreak] = field(default_factory=list)
     recompiles: list[Recompile] = field(default_factory=list)
     graphs: list[GraphContent] = field(default_factory=list)
     recompile_limit_hits: list[str] = field(default_factory=list)  # dynamo's warnings, one per frame
     matmul_tunings: list[tuple[str, bool]] = field(default_factory=list)  # (inductor op, Triton template offered)
+    restarts: list[str] = field(default_factory=list)  # "frame: why" per backend call dynamo abandoned and redid
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> DynamoReport:
@@ -79,7 +80,7 @@ class DynamoReport:
                                frozenset(tuple(p) for p in g["op_modules"])) for g in data["graphs"]]
         return cls(int(data["compilations"]), [GraphBreak(**b) for b in data["graph_breaks"]],
                    [Recompile(**r) for r in data["recompiles"]], graphs, [str(h) for h in data["recompile_limit_hits"]],
-                   [(str(n), bool(t)) for n, t in data["matmul_tunings"]])
+                   [(str(n), bool(t)) for n, t in data["matmul_tunings"]], [str(r) for r in data["restarts"]])
 
 
 def _op_name(node: Any) -> str:
@@ -191,20 +192,28 @@ def record(*, fail_on_recompile_limit: bool = True, disable_inductor_caches: boo
 
 @contextmanager
 def _graphs_captured(report: DynamoReport, ignore: tuple[str, ...]) -> Iterator[None]:
-    """Every FX graph dynamo hands to a backend, from a frame not under `ignore`, summarised into `report` (and
-    counted as a compilation) before the backend compiles it."""
-    from torch._dynamo import output_graph
+    """Every FX graph a backend compiled, from a frame not under `ignore`, summarised into `report` and counted as a
+    compilation. A backend call that raises one of dynamo's restart signals (a Python scalar to turn into a tensor,
+    say: dynamo then traces the frame again and compiles that) is noted in `report.restarts` instead."""
+    from torch._dynamo import exc, output_graph
 
     original = output_graph.OutputGraph.call_user_compiler
 
     def capturing(self: Any, gm: Any, example_inputs: list[Any]) -> Any:
         tx = getattr(self, "root_tx", None)
         code = getattr(tx, "f_code", None)
-        if code is None or not code.co_filename.startswith(ignore):
-            frame_self = (getattr(tx, "f_locals", None) or {}).get("self")
-            report.graphs.append(summarize_graph(gm, _frame(code), frame_self))
+        counted = code is None or not code.co_filename.startswith(ignore)
+        graph = summarize_graph(gm, _frame(code), (getattr(tx, "f_locals", None) or {}).get("self")) if counted else None
+        try:
+            compiled = original(self, gm, example_inputs)
+        except exc.RestartAnalysis as restart:
+            if counted:
+                report.restarts.append(f"{_frame(code)}: {type(restart).__name__}")
+            raise
+        if graph is not None:
+            report.graphs.append(graph)
             report.compilations += 1
-        return original(self, gm, example_inputs)
+        return compiled
 
     output_graph.OutputGraph.call_user_compiler = capturing
     try:

@@ -33,9 +33,12 @@ def test_compilations_within_the_notebook_limit(c_run: CRun, criterion_detail: C
         "total": n, "limit": MAX_COMPILATIONS, "micro": [asdict(m) for m in c_run.compiled.micro],
         "recompiles": [{"function": r.function, "reason": r.reason.splitlines()[0]}
                        for r in (report.recompiles if report else [])[:RECOMPILES_RECORDED]]})
+    restarts = report.restarts if report else []
+    restarted = (f"; {len(restarts)} analyses restarted by dynamo, not counted (first: {restarts[0]})"
+                 if restarts else "")
     criterion_detail(f"{n} compilations ({len(report.recompiles) if report else 0} recompiles) over "
                      f"{len(c_run.schedule.lengths)} micro-batches, {len(set(c_run.schedule.lengths))} lengths; "
-                     f"notebook: max {MAX_COMPILATIONS}, over 60 is definitely wrong", n)
+                     f"notebook: max {MAX_COMPILATIONS}, over 60 is definitely wrong{restarted}", n)
     reasons = _recompile_lines(c_run)
     hits = report.recompile_limit_hits if report else []
     detail = "\n".join([*(h.splitlines()[0] + " " + " ".join(h.splitlines()[1:3]) for h in hits),
