@@ -34,7 +34,7 @@ def test_compilations_within_the_notebook_limit(c_run: CRun, criterion_detail: C
         "recompiles": [{"function": r.function, "reason": r.reason.splitlines()[0]}
                        for r in (report.recompiles if report else [])[:RECOMPILES_RECORDED]]})
     restarts = report.restarts if report else []
-    restarted = (f"; {len(restarts)} analyses restarted by dynamo, not counted (first: {restarts[0]})"
+    restarted = (f"; dynamo restarted {len(restarts)} analysis(es), not counted (first: {restarts[0]})"
                  if restarts else "")
     criterion_detail(f"{n} compilations ({len(report.recompiles) if report else 0} recompiles) over "
                      f"{len(c_run.schedule.lengths)} micro-batches, {len(set(c_run.schedule.lengths))} lengths; "
