@@ -30,6 +30,7 @@ loss that calls the layer otherwise (twice, or on another input) falls back to t
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
@@ -196,7 +197,10 @@ def _loss_of_logits(logits: torch.Tensor, x: torch.Tensor, targets: torch.Tensor
     return loss, layer.calls == 1 and layer.on_chunk
 
 
-_compiled_loss_of_logits = torch.compile(_loss_of_logits)
+@functools.cache
+def _compiled_loss_of_logits() -> Callable[..., tuple[torch.Tensor, bool]]:
+    """`_loss_of_logits` under `torch.compile`, made on the fused path's first use (importing dynamo costs ~1 s)."""
+    return torch.compile(_loss_of_logits)
 
 
 def _tappable(linear: torch.nn.Module) -> bool:
@@ -244,8 +248,8 @@ class _Chunks:
         x = x_rows.detach().requires_grad_(self.want[0])
         try:
             with torch.set_grad_enabled(grad_wanted):
-                loss, called_once = _compiled_loss_of_logits(logits, x, targets, self.forward_function, self.weight,
-                                                             self.bias)
+                loss, called_once = _compiled_loss_of_logits()(logits, x, targets, self.forward_function,
+                                                               self.weight, self.bias)
         except Exception as exc:  # compiling is an optimisation: the eager path runs the loss (and raises its errors)
             warnings.warn(f"memory_efficient_linear: the fused loss failed ({type(exc).__name__}: {exc}); "
                           "running the eager path", RuntimeWarning, stacklevel=2)

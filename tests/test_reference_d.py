@@ -109,7 +109,7 @@ def test_loss_that_fails_to_compile_runs_eagerly(fused, monkeypatch):
     def no_compiler(*args: object) -> None:
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
-    monkeypatch.setattr(reference, "_compiled_loss_of_logits", no_compiler)
+    monkeypatch.setattr(reference, "_compiled_loss_of_logits", lambda: no_compiler)
     with pytest.warns(RuntimeWarning, match="fused loss failed .*InvalidCxxCompiler"):
         got = fwd_bwd(X, linear, labels, loss_fn, 32)
     for a, b in zip(got, want):
