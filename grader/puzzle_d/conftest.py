@@ -13,7 +13,6 @@ import torch
 from grader.puzzle_d import puzzle_size
 from grader.puzzle_d.oracles import exact_matmuls
 from grader.puzzle_d.harness import Parity
-from grader.puzzle_d.standard import MemoryComparison
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +41,15 @@ def parity(criterion_name: str, memory_efficient_linear: Any, criterion_detail: 
 
 
 @pytest.fixture
-def puzzle_memory(memory_efficient_linear: Any, device: torch.device) -> Callable[[str], tuple[MemoryComparison, str]]:
-    """`puzzle_memory(loss)`: `puzzle_size.measure` of the submission on `"ce"` or `"grpo"`."""
-    return lambda loss: puzzle_size.measure(memory_efficient_linear, device, loss)
+def puzzle_memory(memory_efficient_linear: Any, device: torch.device, criterion_name: str,
+                  criterion_detail: Callable[..., None], criterion_data: Callable[..., None]) -> Callable[[str, str], None]:
+    """`puzzle_memory(loss, name)`: `puzzle_size.measure` of the submission on `"ce"` or `"grpo"`, judged by
+    `MemoryComparison.judge`; the verdict's summary and peaks go to the scorecard, a failure fails the criterion the
+    test's marker names."""
+    def check(loss: str, name: str) -> None:
+        memory, where = puzzle_size.measure(memory_efficient_linear, device, loss)
+        verdict = memory.judge(name, where)
+        criterion_detail(verdict.summary, memory.ratio)
+        criterion_data(peaks={name: verdict.data})
+        assert verdict.passed, f"{criterion_name}: {verdict.message()}"
+    return check

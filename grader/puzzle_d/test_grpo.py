@@ -48,10 +48,6 @@ def test_grpo_loss_matches_full_logits(parity, device, case, upstream):
 
 
 @pytest.mark.criterion("D", "GRPO_memory_efficient_linear_works")
-def test_grpo_keeps_the_memory_reduction(puzzle_memory, criterion_name, criterion_detail, criterion_data):
+def test_grpo_keeps_the_memory_reduction(puzzle_memory):
     """The GRPO loss at puzzle size: peak at most half the naive full-logit version's."""
-    memory, where = puzzle_memory("grpo")
-    verdict = memory.judge("GRPO", where)
-    criterion_detail(verdict.summary, memory.ratio)
-    criterion_data(peaks={"GRPO": verdict.data})
-    assert verdict.passed, f"{criterion_name}: {verdict.message()}"
+    puzzle_memory("grpo", "GRPO")
