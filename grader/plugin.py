@@ -33,6 +33,7 @@ from grader.shrinking import ShrinkBudget
 from grader.submission import DEFAULT_SUBMISSION
 
 STASH = pytest.StashKey[GraderSession]()
+SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,10 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads the profile that --hypothesis-profile names
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "criterion(puzzle, name): the rubric criterion this test decides")
-    seed = config.getoption("grader_seed")
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-        config.option.grader_seed = seed  # xdist forwards options: workers share the controller's seed
+    seed = config.option.grader_seed = run_seed(config)
     min_scores = {}
     for item in config.getoption("min_score"):
         letter, _, points = item.partition("=")
@@ -103,6 +101,28 @@ def pytest_configure(config: pytest.Config) -> None:
         import hypothesis.core
 
         hypothesis.core.global_force_seed = seed
+
+
+def run_seed(config: pytest.Config) -> int:
+    """The run's grader seed: `--grader-seed`; in a pytest-xdist worker, the controller's (`pytest_configure_node`
+    hands it over); else a random one, drawn once by the controller.
+
+    xdist starts a worker with the controller's command line, not with its options: a seed the controller drew and
+    set on `config.option` never reached the worker, which drew a random seed of its own, so a run without
+    `--grader-seed` printed one seed and graded with another, and its `reproduce` command did not reproduce it.
+    """
+    seed = config.getoption("grader_seed")
+    if seed is None and is_xdist_worker(config):
+        seed = config.workerinput.get(SEED_INPUT)
+    return int(seed) if seed is not None else random.SystemRandom().randrange(2**31)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Give each new pytest-xdist worker (a replacement too) the controller's grader seed (`run_seed`)."""
+    state = node.config.stash.get(STASH, None)
+    if state is not None and state.grading:
+        node.workerinput[SEED_INPUT] = state.seed
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
