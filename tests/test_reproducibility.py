@@ -18,8 +18,9 @@ import types
 
 import pytest
 
-from grader import expectations, plugin
-from grader.results import GraderSession
+from grader.plugins import grading
+from grader.scoring import expectations
+from grader.scoring.results import GraderSession
 from tests.verdicts import REPO, SEED, grade, run_with_plugin, statuses
 
 PROBE = '''
@@ -113,7 +114,7 @@ def _seeds_run(pytester, monkeypatch, *args: str) -> tuple[dict, dict]:
 
 def test_a_random_seed_run_is_graded_with_its_printed_seed_and_its_reproduce_command_repeats_it(pytester, monkeypatch):
     """xdist hands a worker the command line, not the controller's options: the seed the controller draws must
-    reach the worker (`plugin.pytest_configure_node`), or the run grades with a seed it never prints."""
+    reach the worker (`grading.pytest_configure_node`), or the run grades with a seed it never prints."""
     pytester.makepyfile(test_seeds=SEEDS)
     card, seen = _seeds_run(pytester, monkeypatch, "-p", "no:cacheprovider", "--submission", "solutions", "--box",
                             "none", "--hypothesis-profile", "ci")
@@ -129,18 +130,18 @@ def test_a_random_seed_run_is_graded_with_its_printed_seed_and_its_reproduce_com
 def test_the_seed_reaches_every_xdist_worker_and_wins_there():
     """Unit level: the controller's seed goes into each new worker's `workerinput`, and a worker takes it."""
     stash = pytest.Stash()
-    stash[plugin.STASH] = GraderSession("solutions", 7, [], [], {}, grading=True)
+    stash[grading.STASH] = GraderSession("solutions", 7, [], [], {}, grading=True)
     node = types.SimpleNamespace(config=types.SimpleNamespace(stash=stash), workerinput={})
-    plugin.pytest_configure_node(node)
-    assert node.workerinput[plugin.SEED_INPUT] == 7
+    grading.pytest_configure_node(node)
+    assert node.workerinput[grading.SEED_INPUT] == 7
 
     def config(seed, **worker):
         return types.SimpleNamespace(getoption=lambda name: {"grader_seed": seed}[name], **worker)
 
-    assert plugin.run_seed(config(None, workerinput={plugin.SEED_INPUT: 7})) == 7
-    assert plugin.run_seed(config(7, workerinput={plugin.SEED_INPUT: 7})) == 7
-    assert plugin.run_seed(config(7)) == 7
-    drawn = {plugin.run_seed(config(None)) for _ in range(3)}
+    assert grading.run_seed(config(None, workerinput={grading.SEED_INPUT: 7})) == 7
+    assert grading.run_seed(config(7, workerinput={grading.SEED_INPUT: 7})) == 7
+    assert grading.run_seed(config(7)) == 7
+    drawn = {grading.run_seed(config(None)) for _ in range(3)}
     assert len(drawn) > 1, "a controller without --grader-seed draws a random seed"
 
 
@@ -152,7 +153,7 @@ def test_tiny(benchmark):
 
 def test_benchmark_files_from_different_devices_are_not_compared(pytester, monkeypatch):
     pytester.makepyfile(test_bench=BENCH)
-    # A grading run (it names a submission; isolated, grader/benchmark_relay.py) records the device.
+    # A grading run (it names a submission; isolated, grader/plugins/benchmark_relay.py) records the device.
     result = run_with_plugin(pytester, monkeypatch, "--benchmark-json", "a.json", "--submission", "solutions")
     result.assert_outcomes(passed=1)
     a = pytester.path / "a.json"

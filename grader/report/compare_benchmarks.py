@@ -62,7 +62,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print("\n".join(lines))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
