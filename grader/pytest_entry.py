@@ -3,4 +3,4 @@ where the grader is installed. It only registers the grader's plugin modules, wh
 torch, Triton or bitsandbytes) and act only in a run that collects the grader's tests (`runtime.is_grading_run`):
 `pytest --pyargs grader --submission mine.py` from any directory."""
 
-pytest_plugins = ["grader.plugin", "grader.guards", "grader.isolation"]
+pytest_plugins = ["grader.plugins.grading", "grader.plugins.guards", "grader.plugins.isolation"]

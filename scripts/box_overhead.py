@@ -21,9 +21,9 @@ import torch
 
 from grader.box import sandbox
 from grader.box.client import Box
+from grader.box.submission import load
 from grader.puzzle_a import oracles
 from grader.puzzle_a.strategies import WeightCase
-from grader.submission import load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
-        from grader.interpreter import use_interpreter
+        from grader.box.interpreter import use_interpreter
 
         use_interpreter()
     big = (14336, 4096) if device.type == "cuda" else (2048, 2048)

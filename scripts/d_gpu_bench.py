@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from grader.box.submission import load  # noqa: E402
 from grader.measure.memory import cuda_peak  # noqa: E402
 from grader.puzzle_d.baselines import available_baselines  # noqa: E402
 from grader.puzzle_d.losses import ForwardFunction, cross_entropy, grpo  # noqa: E402
-from grader.submission import load  # noqa: E402
 import solutions.memory_efficient_linear as reference  # noqa: E402
 from solutions.memory_efficient_linear import memory_efficient_linear  # noqa: E402
 

@@ -1,5 +1,5 @@
 """Grade every submission of the verdict corpus (tests/expected/*.toml) and compare each verdict with the
-expectation the CPU self-tests assert (`grader.expectations.mismatches`), on this machine's device. Meant for a
+expectation the CPU self-tests assert (`grader.scoring.expectations.mismatches`), on this machine's device. Meant for a
 GPU, where the `expect_gpu` verdicts and the GPU-only fault cases apply:
 
     bash scripts/gpu_run.sh python3 scripts/gpu_verdicts.py --out $OUT/verdicts      # on the GPU machine
@@ -22,10 +22,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from grader import expectations
-from grader.grading_command import grading_command
-from grader.report import write_json
-from grader.rubric import PUZZLES
+from grader.batch.grading_command import grading_command
+from grader.scoring import expectations
+from grader.scoring.rubric import PUZZLES
+from grader.scoring.scorecard import write_json
 
 REPO = Path(__file__).resolve().parent.parent
 TIMED = {"speedup"}  # criteria judged by a timing, which a shared device would skew (peak memory is per process)

@@ -1,5 +1,5 @@
 """Screenshots of the HTML report (the README's): a batch's leaderboard page and some submissions' pages, rendered
-again from their scorecards by this checkout's grader.html_report, in headless chromium.
+again from their scorecards by this checkout's grader.report.pages, in headless chromium.
 
     python3 -m grader.batch SUBMISSIONS... --out out/shots -- PYTEST_ARGS...
     python3 scripts/report_screenshots.py out/shots docs/ --page NAME [--page NAME ...]
@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image  # matplotlib's own dependency
 from playwright.sync_api import sync_playwright
 
-from grader.html_report import write_leaderboard_pages
+from grader.report.pages import write_leaderboard_pages
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -40,4 +40,4 @@ fi
 EXTRAS=$(IFS=,; echo "$*")
 "$PY" -m pip install -q -e ".${EXTRAS:+[$EXTRAS]}"
 "$PY" -c "import torch, triton, bitsandbytes, transformers, peft, hypothesis; print('installed: torch', torch.__version__, '| triton', triton.__version__, '| bitsandbytes', bitsandbytes.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)" 2>&1 | grep -v "kernels-community"
-"$PY" -c "from grader.box import sandbox; from grader.report import box_line; print(box_line(sandbox.probe('auto').as_json()))"
+"$PY" -c "from grader.box import sandbox; from grader.scoring.scorecard import box_line; print(box_line(sandbox.probe('auto').as_json()))"

@@ -55,7 +55,7 @@ def test_a_crashing_submission_is_failed_with_its_reason_and_its_scorecard_writt
     assert "killed by SIGKILL" in card["workers"]["A"]["reason"], card["workers"]
     assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "failed"
     assert "carol puzzle A: FAILED (dequantize_nf4() was killed by SIGKILL" in log, log
-    # One schema for every scorecard (grader.report.scorecard_json), and the crashed worker's exact command.
+    # One schema for every scorecard (grader.scoring.scorecard.scorecard_json), and the crashed worker's exact command.
     alice = scorecard(runs["first"][0], "alice")
     assert set(card) == set(alice) and {"name", "workers", "reproduce", "puzzles"} <= set(card), (card, alice)
     again = card["reproduce"]["A"]

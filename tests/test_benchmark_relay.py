@@ -1,5 +1,5 @@
 """pytest-benchmark in the default (isolated) grading run: what the worker measures reaches pytest-benchmark's JSON,
-its saved history and its comparison exactly as in a `--no-isolation` run (grader/benchmark_relay.py).
+its saved history and its comparison exactly as in a `--no-isolation` run (grader/plugins/benchmark_relay.py).
 
 The benchmarks below time a test clock that each round advances by a known step, so their rounds are the same in
 every run, and equal to what the test file says.
@@ -76,7 +76,7 @@ def test_without_benchmark():
 
 
 def test_kernel_times(request):  # as A's speed test records each weight's CUDA-event samples
-    from grader.benchmark_relay import record_samples
+    from grader.plugins.benchmark_relay import record_samples
 
     for shape, samples in KERNEL_SAMPLES_S.items():
         assert record_samples(request.config, name=f"candidate {shape}", group="A-kernel-times",

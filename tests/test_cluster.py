@@ -1,4 +1,4 @@
-"""Grading on a Ray cluster (`python -m grader.batch ... --ray`, grader.cluster), on a local Ray cluster on the
+"""Grading on a Ray cluster (`python -m grader.batch ... --ray`, grader.batch.cluster), on a local Ray cluster on the
 CPU: the same leaderboard as a run on this host for the same seed, a submission outside the checkout shipped
 to the node, a task whose Ray worker dies rerun once and then failed with the Ray error; the packing of a
 package submission, the reason of a task that raised, and the options refused with --ray.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch, cluster, worker
+from grader.batch import cluster, driver, worker
 from tests.batching import run_batch, scorecard
 from tests.verdicts import REPO
 
@@ -25,7 +25,7 @@ if os.environ.get("CI"):
         pytest.fail('CI is set but Ray is not installed: .ci/run installs it with pip install -e ".[cluster]"',
                     pytrace=False)
 else:
-    ray = pytest.importorskip("ray", reason='grader.cluster needs Ray: pip install -e ".[cluster]"')
+    ray = pytest.importorskip("ray", reason='grader.batch.cluster needs Ray: pip install -e ".[cluster]"')
 
 ALICE = "from tests.broken._bnb_nf4 import dequantize_nf4  # noqa: F401\n"
 # Kills the Ray worker process that runs its grading worker (an ancestor: the grading worker, then the judge, then
@@ -128,7 +128,7 @@ def test_a_task_that_raised_fails_its_puzzle_with_the_error_and_is_not_called_lo
     assert "failed in its Ray task" in result.reason and "not retried" in result.reason, result.reason
     assert "[OSError: disk full] after 3 s" in result.reason, result.reason
     assert "OSError: disk full" in (tmp_path / "A.log").read_text()
-    card = batch.submission_card("bob.py", "bob", 1, [result], [], ["A.correct"])
+    card = driver.submission_card("bob.py", "bob", 1, [result], [], ["A.correct"])
     assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "failed"
 
 
@@ -139,7 +139,7 @@ def test_a_task_that_raised_fails_its_puzzle_with_the_error_and_is_not_called_lo
 ])
 def test_options_that_do_not_go_with_ray_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as exit_:
-        batch.main(args)
+        driver.main(args)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 

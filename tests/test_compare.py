@@ -1,10 +1,10 @@
-"""`grader.compare.tensor_problems`: the one check that a result is the tensor asked for, in every puzzle."""
+"""`grader.judging.compare.tensor_problems`: the one check that a result is the tensor asked for, in every puzzle."""
 
 from __future__ import annotations
 
 import torch
 
-from grader.compare import tensor_problems
+from grader.judging.compare import tensor_problems
 
 
 def test_the_tensor_asked_for_has_no_problems_and_a_parameter_counts_as_plain():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader import expectations
+from grader.scoring import expectations
 from tests.verdicts import REPO, grade
 
 CASES = [case for path in sorted((REPO / "tests" / "expected").glob("*.toml")) for case in expectations.load(path)]

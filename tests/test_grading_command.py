@@ -1,12 +1,12 @@
-"""The grading command every starter of a grading shares (`grader.grading_command`)."""
+"""The grading command every starter of a grading shares (`grader.batch.grading_command`)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from grader.grading_command import REPO, grading_args, grading_command
-from grader.worker import Job, worker_command
+from grader.batch.grading_command import REPO, grading_args, grading_command
+from grader.batch.worker import Job, worker_command
 
 
 def test_one_puzzle_collects_only_its_own_tests_and_names_everything_it_grades():

@@ -1,6 +1,6 @@
 """The runner's watch over its own state (`grader.box.state`) finds what a submission changes, puts it back and
-says so; the judge's guard plugin (`grader.guards`) turns those reports into verdicts: a tampered measurement fails
-the test that saw it, a change fails `global_state_untouched`, and a test whose calls brought no report decides
+says so; the judge's guard plugin (`grader.plugins.guards`) turns those reports into verdicts: a tampered measurement
+fails the test that saw it, a change fails `global_state_untouched`, and a test whose calls brought no report decides
 nothing about global state."""
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_c_never_answered():
 
 def test_reports_become_verdicts(pytester, monkeypatch):
     pytester.makepyfile(test_verdicts=VERDICTS)
-    result = run_with_plugin(pytester, monkeypatch, "-p", "grader.guards", "--score-json", "score.json",
+    result = run_with_plugin(pytester, monkeypatch, "-p", "grader.plugins.guards", "--score-json", "score.json",
                              "--box", "none")
     result.assert_outcomes(passed=4, errors=1)
     card = json.loads((pytester.path / "score.json").read_text())

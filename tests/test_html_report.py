@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader import figures, html_report, svg_plots
 from grader.puzzle_a.standard import MAP_ROWS, wrong_map
-from grader.results import merge_data
-from grader.rubric import PUZZLES
+from grader.report import figures, pages, svg_plots
+from grader.scoring.results import merge_data
+from grader.scoring.rubric import PUZZLES
 from tests.batching import run_batch, scorecard
 from tests.verdicts import BROKEN, grade
 
@@ -113,7 +113,7 @@ def test_a_picture_without_its_data_says_why_instead_of_drawing():
     for letter in ("A", "C", "D"):
         anything = _puzzle({c.name: _criterion("passed", data=garbage) for c in PUZZLES[letter].criteria})
         assert [f.data for f in figures.figures(letter, anything)] == [None] * len(figures.figures(letter, anything))
-    page = html_report.card_page(_card({"A": measured}))
+    page = pages.card_page(_card({"A": measured}))
     assert page.count('class="missing"') == 2 and "<svg" not in page
 
 
@@ -176,7 +176,7 @@ def test_every_picture_is_an_inline_svg_that_fetches_nothing():
         assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "<?xml" not in svg
         assert not re.search(r'(href|src)="(?!#|data:)', svg), "an SVG refers to something outside itself"
     assert "speedup over fast_dequantize per pass: 1.210x, 1.230x" in svg_plots.svg(shown[0])  # text stays text
-    page = html_report.card_page(card)
+    page = pages.card_page(card)
     assert page.count("<svg") == len(shown) and "<code>if x.item():</code>" in page  # the graph break's table
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "two pictures of a page share an id"
@@ -184,17 +184,17 @@ def test_every_picture_is_an_inline_svg_that_fetches_nothing():
 
 def test_a_card_page_escapes_what_it_shows_and_narrows_each_reproduce_command():
     detail = "<script>alert(1)</script> first line\nsecond line"
-    page = html_report.card_page(_card({"A": _puzzle({"correct": _criterion("failed", detail)}, correct=False)}))
+    page = pages.card_page(_card({"A": _puzzle({"correct": _criterion("failed", detail)}, correct=False)}))
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; first line" in page
     assert "gate failed (correct), the puzzle scores 0" in page
-    assert html_report.criterion_command("pytest grader/ --criterion A.correct --criterion=A.speedup -k x", "D",
+    assert pages.criterion_command("pytest grader/ --criterion A.correct --criterion=A.speedup -k x", "D",
                                          "correct") == "pytest grader/ -k x --criterion D.correct"
 
 
 def test_the_leaderboard_ranks_by_total_and_carries_each_puzzle_score_to_sort_by():
     good = _card({"A": _puzzle({"correct": _criterion("passed")}, score=6)}, name="good")
     bad = _card({"A": _puzzle({"correct": _criterion("failed")}, correct=False)}, name="bad")
-    page = html_report.leaderboard_page([bad, good], {"good": "scorecards/good.html"})
+    page = pages.leaderboard_page([bad, good], {"good": "scorecards/good.html"})
     rows = re.findall(r'<tr data-name="(\w+)" data-sort-total="(\d+)" data-sort-a="(-?\d+)">', page)
     assert rows == [("good", "6", "6"), ("bad", "0", "0")]
     assert '<a href="scorecards/good.html">good</a>' in page and 'class="status s-failed"' in page
@@ -204,15 +204,15 @@ def test_the_leaderboard_ranks_by_total_and_carries_each_puzzle_score_to_sort_by
 def test_a_saved_card_or_leaderboard_renders_again_from_the_command_line(tmp_path, capsys):
     card = _card({"A": _puzzle({"speedup": _criterion("passed", data=SPEED)})}, name="mine")
     (tmp_path / "card.json").write_text(json.dumps(card))
-    assert html_report.main([str(tmp_path / "card.json")]) == 0
-    assert (tmp_path / "card.html").read_text() == html_report.card_page(card)
+    assert pages.main([str(tmp_path / "card.json")]) == 0
+    assert (tmp_path / "card.html").read_text() == pages.card_page(card)
     (tmp_path / "board.json").write_text(json.dumps({"grader_seeds": [1], "submissions": [card]}))
-    assert html_report.main([str(tmp_path / "board.json"), "-o", str(tmp_path / "out" / "board.html")]) == 0
+    assert pages.main([str(tmp_path / "board.json"), "-o", str(tmp_path / "out" / "board.html")]) == 0
     assert 'href="scorecards/mine.html"' in (tmp_path / "out" / "board.html").read_text()
-    assert (tmp_path / "out" / "scorecards" / "mine.html").read_text() == html_report.card_page(card, back="../board.html")
+    assert (tmp_path / "out" / "scorecards" / "mine.html").read_text() == pages.card_page(card, back="../board.html")
     (tmp_path / "other.json").write_text("[1, 2]")
     with pytest.raises(SystemExit) as stop:
-        html_report.main([str(tmp_path / "other.json")])
+        pages.main([str(tmp_path / "other.json")])
     assert stop.value.code == 2 and "neither a scorecard" in capsys.readouterr().err
 
 
@@ -224,7 +224,7 @@ def test_every_scorecard_kept_with_the_benchmarks_renders(path, tmp_path):
     """The GPU runs' cards that BENCHMARKS.md cites (docs/cards/) render with the command a reviewer uses: every
     puzzle's score and every criterion's status on the page."""
     card = json.loads(path.read_text())
-    assert html_report.main([str(path), "-o", str(tmp_path / "card.html")]) == 0
+    assert pages.main([str(path), "-o", str(tmp_path / "card.html")]) == 0
     page = (tmp_path / "card.html").read_text()
     for letter, p in card["puzzles"].items():
         assert f"Puzzle {letter}: {p['score']}/{p['max']}" in page
@@ -249,7 +249,7 @@ def test_a_grading_whose_gate_fails_still_writes_its_report_with_the_wrong_eleme
         assert m["numel"] == 192 * 320 and m["blocks"] == 960 and sum(map(sum, m["counts"])) == m["wrong"] > 0
     assert "--report-html" not in card["reproduce"]
     text = page.read_text()
-    assert text == html_report.card_page({k: v for k, v in card.items() if k not in ("exit_code", "output")})
+    assert text == pages.card_page({k: v for k, v in card.items() if k not in ("exit_code", "output")})
     assert text.count("<svg") == 2 and 'data-figure="A.wrong_elements.1"' in text
 
 
@@ -292,7 +292,7 @@ def test_the_batch_and_its_merge_write_a_page_per_submission_with_the_pictures_o
         for name in ("solutions", "broken_a_d"):
             card = json.loads((out / "scorecards" / f"{name}.json").read_text())
             page = (out / "scorecards" / f"{name}.html").read_text()
-            assert page == html_report.card_page(card, back="../leaderboard.html")
+            assert page == pages.card_page(card, back="../leaderboard.html")
 
 
 # ---------------------------------------------------------------- in a browser

@@ -1,5 +1,5 @@
 """Under the grader, the Triton interpreter rounds as a GPU does: what a kernel in this puzzle's style computes
-on a CPU is what it computes on a GPU (grader/interpreter.py). Each test runs in a subprocess, since the
+on a CPU is what it computes on a GPU (grader/box/interpreter.py). Each test runs in a subprocess, since the
 interpreter must be switched on before Triton is imported."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.verdicts import REPO
 PRELUDE = """
 import os
 os.environ["TRITON_INTERPRET"] = "1"
-from grader.interpreter import make_faithful, limitation
+from grader.box.interpreter import make_faithful, limitation
 make_faithful()
 import torch, triton, triton.language as tl
 """
@@ -145,7 +145,7 @@ def test_inline_asm_and_compiled_raw_launches_are_named_as_interpreter_limits(tm
 
 def test_every_patch_finds_its_target_in_this_triton_and_a_missing_one_is_named(tmp_path):
     out = _run("""
-        from grader import interpreter
+        from grader.box import interpreter
         print(make_faithful())
         interpreter._PATCHES += (("triton.runtime.interpreter", "InterpreterBuilder", "create_no_such_op", id),)
         print(make_faithful())

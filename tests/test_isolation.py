@@ -1,8 +1,8 @@
 """`pytest grader/ --submission X` ends, within its limits, with a complete scorecard naming the fault, whatever
 the submission does: hang (in Python or in C), crash, exit, recurse, exhaust memory. Each submission's puzzle A
-faults; its puzzle D is correct and must still be graded in the same run (grader/isolation.py, grader/box/).
+faults; its puzzle D is correct and must still be graded in the same run (grader/plugins/isolation.py, grader/box/).
 A submission that hangs on every call is stopped by each call's deadline, not by the per-test limit, and its
-whole run ends with its scorecard within six minutes (grader/watchdog.py)."""
+whole run ends with its scorecard within six minutes (grader/box/watchdog.py)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""The records `grader.isolation` keeps and exchanges between the controller and its workers, round-tripped through
-the JSON they travel as."""
+"""The records `grader.plugins.isolation` keeps and exchanges between the controller and its workers, round-tripped
+through the JSON they travel as."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from grader.isolation import Crashes, Ledger, RunningTest
+from grader.plugins.isolation import Crashes, Ledger, RunningTest
 
 
 def test_the_ledger_reaches_a_new_worker_as_the_controller_kept_it():

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+import types
 
 import pytest
 
-from grader import expectations
+from grader.plugins import grading
+from grader.scoring import expectations
+from grader.scoring.results import GraderSession
 from tests.verdicts import REPO, SEED, grade, run_with_plugin, statuses
 
 PROBE = '''
@@ -68,6 +72,79 @@ def test_reference_passes_the_ci_profile_under_many_seeds(pytester, run):
         assert not wrong, f"seed {SEED + 1000 * (run + 1)}, puzzle {p}: (got, expected) {wrong}\n{card['output'][-3000:]}"
 
 
+SEEDS = '''
+import json
+import os
+import random
+
+import hypothesis.core
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+
+@pytest.mark.criterion("A", "correct")
+def test_record_the_seeds(grader_seed):
+    draws = []
+
+    @given(st.integers(0, 2**62))
+    def draw(n):
+        draws.append(n)
+
+    draw()
+    with open("seeds.jsonl", "a") as log:
+        log.write(json.dumps({"worker": os.environ.get("PYTEST_XDIST_WORKER"), "grader_seed": grader_seed,
+                              "hypothesis": hypothesis.core.global_force_seed, "random": random.random(),
+                              "torch": float(torch.rand(())), "draws": draws}) + "\\n")
+'''
+
+
+def _seeds_run(pytester, monkeypatch, *args: str) -> tuple[dict, dict]:
+    """A grading run of SEEDS with `args` (isolated: the test runs in the one xdist worker, as a user's run does):
+    the scorecard and what the worker's test saw."""
+    log, score = pytester.path / "seeds.jsonl", pytester.path / "score.json"
+    log.unlink(missing_ok=True)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.runpytest_subprocess(*args, "--score-json", str(score))
+    card = json.loads(score.read_text())
+    (seen,) = [json.loads(line) for line in log.read_text().splitlines()]
+    return card, seen
+
+
+def test_a_random_seed_run_is_graded_with_its_printed_seed_and_its_reproduce_command_repeats_it(pytester, monkeypatch):
+    """xdist hands a worker the command line, not the controller's options: the seed the controller draws must
+    reach the worker (`grading.pytest_configure_node`), or the run grades with a seed it never prints."""
+    pytester.makepyfile(test_seeds=SEEDS)
+    card, seen = _seeds_run(pytester, monkeypatch, "-p", "no:cacheprovider", "--submission", "solutions", "--box",
+                            "none", "--hypothesis-profile", "ci")
+    seed = card["grader_seed"]
+    assert seen["worker"] == "gw0", seen  # the judge's worker, not the controller
+    assert seen["grader_seed"] == seen["hypothesis"] == seed, (seen, seed)
+    reproduce = shlex.split(card["reproduce"])
+    assert reproduce[0] == "pytest" and reproduce[-4:] == ["--grader-seed", str(seed), "--hypothesis-profile", "ci"]
+    again_card, again = _seeds_run(pytester, monkeypatch, *reproduce[1:])
+    assert again_card["grader_seed"] == seed and again == seen, (seen, again)
+
+
+def test_the_seed_reaches_every_xdist_worker_and_wins_there():
+    """Unit level: the controller's seed goes into each new worker's `workerinput`, and a worker takes it."""
+    stash = pytest.Stash()
+    stash[grading.STASH] = GraderSession("solutions", 7, [], [], {}, grading=True)
+    node = types.SimpleNamespace(config=types.SimpleNamespace(stash=stash), workerinput={})
+    grading.pytest_configure_node(node)
+    assert node.workerinput[grading.SEED_INPUT] == 7
+
+    def config(seed, **worker):
+        return types.SimpleNamespace(getoption=lambda name: {"grader_seed": seed}[name], **worker)
+
+    assert grading.run_seed(config(None, workerinput={grading.SEED_INPUT: 7})) == 7
+    assert grading.run_seed(config(7, workerinput={grading.SEED_INPUT: 7})) == 7
+    assert grading.run_seed(config(7)) == 7
+    drawn = {grading.run_seed(config(None)) for _ in range(3)}
+    assert len(drawn) > 1, "a controller without --grader-seed draws a random seed"
+
+
 BENCH = '''
 def test_tiny(benchmark):
     benchmark(sum, range(100))
@@ -76,7 +153,7 @@ def test_tiny(benchmark):
 
 def test_benchmark_files_from_different_devices_are_not_compared(pytester, monkeypatch):
     pytester.makepyfile(test_bench=BENCH)
-    # A grading run (it names a submission; isolated, grader/benchmark_relay.py) records the device.
+    # A grading run (it names a submission; isolated, grader/plugins/benchmark_relay.py) records the device.
     result = run_with_plugin(pytester, monkeypatch, "--benchmark-json", "a.json", "--submission", "solutions")
     result.assert_outcomes(passed=1)
     a = pytester.path / "a.json"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.batch import display_names, expand
-from grader.report import PuzzleCard, Scorecard
-from grader.results import GraderSession, TestResult, merge_data, reproduce_command
-from grader.rubric import PUZZLES, Outcome, score
+from grader.batch.driver import display_names, expand
+from grader.scoring.results import GraderSession, TestResult, merge_data, reproduce_command
+from grader.scoring.rubric import PUZZLES, Outcome, score
+from grader.scoring.scorecard import PuzzleCard, Scorecard
 
 
 def _session(*results: TestResult) -> GraderSession:

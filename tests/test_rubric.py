@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.rubric import PUZZLES, Outcome, score
+from grader.scoring.rubric import PUZZLES, Outcome, score
 from tests.verdicts import BROKEN, REPO, grade, statuses
 
 
@@ -21,7 +21,7 @@ def _outcomes(puzzle: str, status: str = "passed", **overrides: str | tuple[str,
 
 def test_every_rubric_criterion_has_a_test(pytester):
     items, _ = pytester.inline_genitems(str(REPO / "grader"), "--rootdir", str(REPO), "-p", "no:cacheprovider")
-    from grader.guards import REPORT_CRITERION  # decided by the guard around every test, not by a test
+    from grader.plugins.guards import REPORT_CRITERION  # decided by the guard around every test, not by a test
 
     marked = {tuple(item.get_closest_marker("criterion").args) for item in items}
     expected = {(p.letter, c.name) for p in PUZZLES.values() for c in p.criteria if c.name != REPORT_CRITERION}
@@ -48,7 +48,7 @@ def test_a_speedup_steps(ratio, points):
 def test_a_speedup_verdict_follows_the_ladder(ratio, points):
     """The speed test passes exactly when the rubric pays for the ratio (a 1.08x kernel earns +1: passed),
     and its detail names the step reached; the thresholds are read from the rubric, not repeated."""
-    from grader.rubric import value_points
+    from grader.scoring.rubric import value_points
 
     got, said = value_points(PUZZLES["A"], "speedup", ratio)
     assert got == points

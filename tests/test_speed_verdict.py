@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import torch
 
-from grader.compare import fingerprint
+from grader.judging.compare import fingerprint
 from grader.puzzle_a import oracles
-from grader.puzzle_a.strategies import WeightCase
 from grader.puzzle_a.notebook import NOTEBOOK_CASES
+from grader.puzzle_a.strategies import WeightCase
 from grader.puzzle_a.test_speed import (PROJECTIONS, _check_timed, _judge_untimed, _record_kernel_times, _rotate,
                                        _settled)
 

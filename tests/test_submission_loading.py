@@ -1,4 +1,4 @@
-"""Loading a submission (`grader.submission.load`, in the runner): what loads, what the judge is told when it does
+"""Loading a submission (`grader.box.submission.load`, in the runner): what loads, what the judge is told when it does
 not, and the entry points' contract."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.submission import ContractError, load
+from grader.box.submission import ContractError, load
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:

@@ -1,10 +1,11 @@
-"""The standards' one answer, `grader.verdict.Verdict`: A's and D's standards (parity, memory, training) on a
+"""The standards' one answer, `grader.judging.verdict.Verdict`: A's and D's standards (parity, memory, training) on a
 correct and a wrong output return their failures as data (never raising), with the figures the tests record."""
 
 from __future__ import annotations
 
 import torch
 
+from grader.judging.verdict import Verdict
 from grader.measure.memory import MemoryPeak
 from grader.puzzle_a import oracles as a_oracles
 from grader.puzzle_a import standard as a_standard
@@ -14,7 +15,6 @@ from grader.puzzle_d.losses import CallLog, cross_entropy
 from grader.puzzle_d.oracles import Result, full_logit
 from grader.puzzle_d.strategies import Problem
 from grader.puzzle_d.training import TrainingRun
-from grader.verdict import Verdict
 
 
 def test_a_verdict_lists_its_failures_and_joins_them_one_a_line():

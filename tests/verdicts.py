@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from grader.grading_command import grading_args
+from grader.batch.grading_command import grading_args
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def run_with_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, 
     """
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    return pytester.runpytest_subprocess("-p", "grader.plugin", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("-p", "grader.plugins.grading", "-p", "no:cacheprovider", *args)
 
 
 def statuses(card: dict[str, Any], puzzle: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from grader.box import reports, sandbox, wire
 from grader.box.runner import FAULT_FILE, STALL_FILE, UNCAUGHT_FILE
-from grader.signals import describe_signal
+from grader.box.signals import describe_signal
 
 CRASHES_PER_PUZZLE = 2  # after this many runner endings, a puzzle's remaining calls are not run
 START_DEADLINE_S = 600.0  # importing torch, Triton and the submission (a first Triton compile included)
@@ -163,7 +163,7 @@ class Box:
     # ------------------------------------------------------------ calls
 
     def describe(self) -> dict[str, Any]:
-        """What the runner found in the submission (`grader.submission.Loaded.describe`); starts it if needed."""
+        """What the runner found in the submission (`grader.box.submission.Loaded.describe`); starts it if needed."""
         if self.hello is None:
             self._start()
         assert self.hello is not None

@@ -27,8 +27,8 @@ STALL_MARGIN_S = 3.0  # stacks are dumped this long before the judge's deadline
 
 
 class _ProgressPipe:
-    """A stream for `grader.progress.Progress` that sends its `[grader]` lines to the judge over the reply pipe (the
-    judge shows them; the runner's own stderr is captured with the test's output)."""
+    """A stream for `grader.judging.progress.Progress` that sends its `[grader]` lines to the judge over the reply
+    pipe (the judge shows them; the runner's own stderr is captured with the test's output)."""
 
     def __init__(self, outfile: BinaryIO) -> None:
         self.outfile = outfile
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.path[:] = json.loads(args.sys_path)
     infile, outfile = os.fdopen(args.fd_in, "rb"), os.fdopen(args.fd_out, "wb")
     if args.device == "cpu":
-        from grader.interpreter import use_interpreter
+        from grader.box.interpreter import use_interpreter
 
         use_interpreter()  # before anything defines a Triton kernel
     import torch
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch._inductor.config  # noqa: F401
 
     from grader.box import state, tasks
-    from grader.progress import Progress
-    from grader.submission import CALL_GUARDS, load
+    from grader.box.submission import CALL_GUARDS, load
+    from grader.judging.progress import Progress
 
     tasks.load_puzzle_tasks(args.puzzle)
     watch = state.Watch()

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader.interpreter import limitation
-from grader.progress import Progress
-from grader.submission import Loaded
+from grader.box.interpreter import limitation
+from grader.box.submission import Loaded
+from grader.judging.progress import Progress
 
 TASKS: dict[str, Callable[..., Any]] = {}
 PUZZLE_TASKS = {"A": "grader.puzzle_a.tasks", "C": "grader.puzzle_c.tasks", "D": "grader.puzzle_d.tasks"}
@@ -55,7 +55,7 @@ class SubmissionFault(Exception):
 
 def describe_error(exc: BaseException, submission_files: tuple[str, ...]) -> dict[str, Any]:
     """An exception as plain data: its type and message, the innermost frame in the submission's own files (if
-    any), the last frames, and why a CPU cannot decide it (`grader.interpreter.limitation`) where that applies."""
+    any), the last frames, and why a CPU cannot decide it (`grader.box.interpreter.limitation`) where that applies."""
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if any(f.filename == p or f.filename.startswith(p.rstrip("/") + "/")
                                     for p in submission_files)]

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from grader.profiles import CPU_MAX_NUMEL, DEFAULT_PROFILE
+from grader.judging.profiles import CPU_MAX_NUMEL, DEFAULT_PROFILE
 
 # Largest weight Hypothesis draws on a GPU; on a CPU (the interpreter pays per program instance) it follows
-# the Hypothesis profile (grader.profiles.CPU_MAX_NUMEL).
+# the Hypothesis profile (grader.judging.profiles.CPU_MAX_NUMEL).
 GPU_MAX_NUMEL = 1 << 25
 
 

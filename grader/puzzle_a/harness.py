@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from grader import watchdog
+from grader.box import watchdog
 from grader.box.client import Box, SubmissionError
-from grader.compare import tensor_problems
-from grader.outcomes import not_measured
+from grader.judging.compare import tensor_problems
+from grader.judging.outcomes import not_measured
 from grader.puzzle_a.oracles import Quantized
 
 _INPUT_NAMES = ("the packed weight", "quant_state.absmax", "quant_state.code", "quant_state.offset",
@@ -32,7 +32,7 @@ def _inputs(q: Quantized) -> list[tuple[str, torch.Tensor]]:
 
 
 def call_deadline(q: Quantized) -> float:
-    """The call's deadline (`grader.watchdog`), from bitsandbytes' time for the same dequantization here."""
+    """The call's deadline (`grader.box.watchdog`), from bitsandbytes' time for the same dequantization here."""
     from grader.puzzle_a.oracles import bnb_dequantize
 
     start = time.perf_counter()

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from grader.compare import from_ordered, mismatch_report, ordered, ulp_distance
-from grader.verdict import Verdict
+from grader.judging.compare import from_ordered, mismatch_report, ordered, ulp_distance
+from grader.judging.verdict import Verdict
 
 U32 = 2.0**-24  # unit roundoff of float32
 MAP_ROWS = 64  # rows of the wrong-element map (`wrong_map`): the absmax blocks, grouped

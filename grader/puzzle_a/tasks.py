@@ -16,15 +16,15 @@ from typing import Any
 
 import torch
 
+from grader.box.interpreter import limitation
+from grader.box.submission import unguarded
 from grader.box.tasks import Context, task
-from grader.compare import fingerprint
-from grader.interpreter import limitation
+from grader.judging.compare import fingerprint
 from grader.measure.device_work import cuda_kernels, record_device_work
 from grader.measure.launches import CACHE_HINT, INLINE_ASM, compile_for, record_launches
 from grader.measure.timing import time_interleaved
 from grader.puzzle_a import oracles
 from grader.puzzle_a.notebook import protocol_seconds
-from grader.submission import unguarded
 
 _STATE_TENSORS = ("absmax", "code", "offset")
 _STATE_VALUES = ("blocksize", "dtype", "shape", "nested", "quant_type")
@@ -187,7 +187,7 @@ def _baseline(name: str):
 def timing(ctx: Context, weights: list[list[tuple[torch.Tensor, Any]]], *, outputs: bool) -> list[dict[str, Any]]:
     """Kernel times (µs samples) of the candidate, Unsloth's `fast_dequantize` and bitsandbytes, interleaved
     (`grader.measure.timing.time_interleaved`), for each weight slot: `weights[k]` holds the slot's input copies,
-    rotated between calls. Per slot also the fingerprint (`grader.compare.fingerprint`) of every timed candidate
+    rotated between calls. Per slot also the fingerprint (`grader.judging.compare.fingerprint`) of every timed candidate
     output, by input copy, and with `outputs` one untimed output per copy, for the judge to check."""
 
     fn = unguarded(ctx.entry())  # timing loops measure the submission, not the grader's checks around a call

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.compare import ulp_distance
+from grader.judging.compare import ulp_distance
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.notebook import CPU_CASES, MLP, NOTEBOOK_CASES, assert_correct_bnb, mlp_forward

@@ -14,7 +14,7 @@ import torch
 import pytest
 from hypothesis import given, strategies as st
 
-from grader import watchdog
+from grader.box import watchdog
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase, weight_cases

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from grader.box.client import SubmissionError
-from grader.outcomes import not_measured
+from grader.judging.outcomes import not_measured
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import contract_problems, run_call
 from grader.puzzle_a.strategies import WeightCase

@@ -11,7 +11,7 @@ a speedup still straddling a threshold then is not measured, with every pass's f
 
 **The timed calls are judged too.** The inputs are rewritten in place between passes (each weight's copies
 exchange their contents, so a result cached by pointer goes stale), the runner fingerprints every timed output
-(`grader.compare.fingerprint`), and the first pass's untimed outputs come back whole: each is checked against
+(`grader.judging.compare.fingerprint`), and the first pass's untimed outputs come back whole: each is checked against
 puzzle A's standard on a random sample of its elements, and every timed output must have the fingerprint of the
 untimed output for the same input. A submission whose outputs change once timing begins fails `correct` and earns
 nothing for speed. Also reported: the notebook's own protocol (`mlp_dequantize` x1000 with synchronisation,
@@ -28,16 +28,16 @@ from typing import Any
 import pytest
 import torch
 
-from grader import watchdog
-from grader.benchmark_relay import record_samples
+from grader.box import watchdog
 from grader.box.client import SubmissionError
-from grader.compare import fingerprint
+from grader.judging.compare import fingerprint
+from grader.judging.outcomes import not_measured
 from grader.measure.timing import copy_bandwidth, synchronized_perf_counter
-from grader.outcomes import not_measured
+from grader.plugins.benchmark_relay import record_samples
+from grader.plugins.runtime import runs_side_by_side
 from grader.puzzle_a import standard
 from grader.puzzle_a.notebook import MLP, NOTEBOOK_CASES
-from grader.rubric import PUZZLE_A, value_points
-from grader.runtime import runs_side_by_side
+from grader.scoring.rubric import PUZZLE_A, value_points
 
 ROTATING_INPUTS = 3  # MLP copies per shape, so no call finds its weight in L2 from the previous one
 PROJECTIONS = ("gate_proj", "up_proj", "down_proj")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import torch
 
-from grader import watchdog
+from grader.box import watchdog
 from grader.box.client import SubmissionError
-from grader.outcomes import not_measured
+from grader.judging.outcomes import not_measured
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate, modified_inputs
 from grader.puzzle_a.strategies import PUZZLE_DTYPES, WeightCase

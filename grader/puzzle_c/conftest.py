@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from grader.runtime import criterion_of
+from grader.plugins.runtime import criterion_of
 from grader.puzzle_c.run import CRun, execute
 
 

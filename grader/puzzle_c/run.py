@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # torch and the measurement modules stay unimported until a C
     import torch
 
     from grader.box.client import Box
+    from grader.judging.progress import Progress
     from grader.measure.dynamo import DynamoReport
-    from grader.progress import Progress
     from grader.puzzle_c.training import TrainRecord
 
 # (batch, padded length) per micro-batch, two micro-batches per optimizer step. Every run sees more
@@ -67,7 +67,7 @@ class CRun:
                         pytrace=False)
 
 
-# The compiled run's deadline (`grader.watchdog`): a compile with max-autotune took 253 s on an H200 (2026-12-04).
+# The compiled run's deadline (`grader.box.watchdog`): a compile with max-autotune took 253 s on an H200 (2026-12-04).
 TRAIN_FLOOR_S = 900.0
 
 
@@ -133,7 +133,7 @@ def _train_noise_floor(run: CRun, seed: int, progress: Progress) -> None:
 def _train_compiled(run: CRun, box: Box, seed: int, *, reference_s: float, keep: bool, probe_part_a: bool) -> None:
     """`compile_qlora` and training through what it returns, in the submission's box (along the oracle's trajectory
     when `run` has one), into `run`: the record, the trainable names, dynamo's report, the A ops, or the crash."""
-    from grader import watchdog
+    from grader.box import watchdog
     from grader.box.client import BoxStopped, SubmissionError
     from grader.measure.dynamo import DynamoReport
     from grader.puzzle_c import training

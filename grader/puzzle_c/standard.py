@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 
-from grader.compare import scale_and_error
+from grader.judging.compare import scale_and_error
+from grader.judging.verdict import Verdict
 from grader.puzzle_c.training import TrainRecord
-from grader.verdict import Verdict
 
 # An honest candidate is one more valid bf16 computation of the same steps, so its distance from the oracle
 # is of the floor's size. Measured on CPU (tiny Llama, four seeds): the reference and the corpus' good C

@@ -8,8 +8,8 @@ from typing import Callable
 import pytest
 import torch
 
+from grader.judging.outcomes import not_measured
 from grader.measure.dynamo import GraphContent
-from grader.outcomes import not_measured
 from grader.puzzle_c.run import CRun
 
 ATTENTION_OPS = ("scaled_dot_product_attention", "flex_attention", "softmax")

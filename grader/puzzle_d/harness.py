@@ -12,9 +12,9 @@ from typing import Any, Callable
 import torch
 from hypothesis import assume
 
-from grader import watchdog
+from grader.box import watchdog
 from grader.box.client import Box, SubmissionError
-from grader.outcomes import not_measured
+from grader.judging.outcomes import not_measured
 from grader.puzzle_d import standard
 from grader.puzzle_d.losses import CallLog, CrossEntropy, ForwardFunction
 from grader.puzzle_d.oracles import Result, full_logit

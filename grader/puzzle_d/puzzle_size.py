@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from grader import watchdog
+from grader.box import watchdog
 from grader.box.client import Box, SubmissionError
+from grader.judging.outcomes import not_measured
 from grader.measure.memory import MemoryPeak, cuda_peak, fake_tensor_peak
-from grader.outcomes import not_measured
 from grader.puzzle_d.losses import ForwardFunction, cross_entropy, grpo
 from grader.puzzle_d.standard import MemoryComparison
 

@@ -1,5 +1,5 @@
 """Puzzle D's correctness standard, in one place: every D criterion that judges values judges them here, and each
-judgement is a `grader.verdict.Verdict` (the tests assert it under their criterion's name).
+judgement is a `grader.judging.verdict.Verdict` (the tests assert it under their criterion's name).
 
 - Parity (`judge`, `precision_report`): a result and its gradients against the float64 truth, allowed
   `NATIVE_FACTOR` times the worst error of the plain computations in the inputs' dtype (`natives`),
@@ -8,7 +8,8 @@ judgement is a `grader.verdict.Verdict` (the tests assert it under their criteri
   round (`Accumulation`).
 - Memory (`MemoryComparison.judge`): the submission's peak at most `HALF_OF_NAIVE` of the naive full-logit peak.
 - Training (`compare_training`): a Llama trained through the submission against the stock one, by
-  relative norms (`grader.compare.relative_norm`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`, `WEIGHT_TOLERANCE`.
+  relative norms (`grader.judging.compare.relative_norm`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`,
+  `WEIGHT_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
-from grader.compare import mismatch_report, nonfinite_report, relative_norm, tensor_problems
+from grader.judging.compare import mismatch_report, nonfinite_report, relative_norm, tensor_problems
+from grader.judging.verdict import Verdict
 from grader.measure.memory import MemoryPeak
 from grader.puzzle_d.losses import ForwardFunction
 from grader.puzzle_d.oracles import Result, full_logit
 from grader.puzzle_d.training import TrainingRun
-from grader.verdict import Verdict
 
 # ---- Parity with the full-logit computation --------------------------------------------------------------
 #

@@ -6,9 +6,9 @@ import pytest
 import torch
 from hypothesis import example, given
 
-from grader import watchdog
-from grader.puzzle_d.losses import cross_entropy
+from grader.box import watchdog
 from grader.puzzle_d.harness import run_candidate
+from grader.puzzle_d.losses import cross_entropy
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, upstream_scales
 
 CASES = problems_and_chunk_sizes()

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from grader import watchdog
+from grader.box import watchdog
 from grader.box.client import SubmissionError
-from grader.outcomes import not_measured
+from grader.judging.outcomes import not_measured
 from grader.puzzle_d import training
 from grader.puzzle_d.standard import compare_training
 

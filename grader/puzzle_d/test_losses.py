@@ -12,11 +12,11 @@ import pytest
 import torch
 from hypothesis import example, given
 
-from grader import watchdog
-from grader.outcomes import not_measured
+from grader.box import watchdog
+from grader.judging.outcomes import not_measured
+from grader.puzzle_d.harness import run_candidate
 from grader.puzzle_d.losses import Recipe, composed, cross_entropy, kl_to_reference, mse
 from grader.puzzle_d.oracles import full_logit
-from grader.puzzle_d.harness import run_candidate
 from grader.puzzle_d.strategies import Problem, problems_and_chunk_sizes, recipes, upstream_scales
 
 CASES = problems_and_chunk_sizes()

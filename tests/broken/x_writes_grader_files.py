@@ -7,7 +7,7 @@ import importlib.util
 from tests.broken._bnb_nf4 import dequantize_nf4  # noqa: F401
 
 try:
-    with open(importlib.util.find_spec("grader.rubric").origin, "a") as _rubric:
+    with open(importlib.util.find_spec("grader.scoring.rubric").origin, "a") as _rubric:
         _rubric.write("\nPUZZLES['A'].rules = ()  # every rule gone: any A submission scores 0\n")
 except OSError:
     pass

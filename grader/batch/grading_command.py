@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def grading_args(submission: str, *, puzzles: Sequence[str], seed: int, score_json: Path | str,

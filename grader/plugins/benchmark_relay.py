@@ -1,8 +1,8 @@
 """pytest-benchmark in an isolated grading run: the worker measures, the controller records.
 
 pytest-benchmark turns itself off under pytest-xdist (timings taken side by side would share the machine), and an
-isolated grading run (`grader.isolation`) runs its tests in one xdist worker, alone. Here pytest-benchmark works in
-that run as in any pytest run:
+isolated grading run (`grader.plugins.isolation`) runs its tests in one xdist worker, alone. Here pytest-benchmark
+works in that run as in any pytest run:
 
 - in the worker, the `benchmark` fixture measures as usual (`--benchmark-disable`, `-skip`, `-only`, the timer and
   round options hold); each benchmark it records leaves the worker with the report of the test phase that recorded
@@ -12,7 +12,7 @@ that run as in any pytest run:
   its stats computed from those same rounds; so `--benchmark-json`, `--benchmark-save`, `--benchmark-autosave`,
   `--benchmark-compare`, `--benchmark-compare-fail`, `--benchmark-histogram` and the results table are
   pytest-benchmark's own, and machine info is the controller's: the same machine, with the grader's environment
-  (`grader.plugin.pytest_benchmark_update_machine_info`).
+  (`grader.plugins.grading.pytest_benchmark_update_machine_info`).
 
 With several workers (`-n N`) tests run side by side and pytest-benchmark stays off, as it holds itself.
 """
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from grader.runtime import is_xdist_worker, runs_side_by_side
+from grader.plugins.runtime import is_xdist_worker, runs_side_by_side
 
 if TYPE_CHECKING:
     from pytest_benchmark.stats import Metadata

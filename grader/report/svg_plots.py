@@ -1,4 +1,4 @@
-"""The HTML report's pictures: matplotlib figures written as inline SVG (`svg(figure)`), one per `grader.figures`
+"""The HTML report's pictures: matplotlib figures written as inline SVG (`svg(figure)`), one per `grader.report.figures`
 data kind. No pyplot and no backend switch: each picture is a `matplotlib.figure.Figure` of its own, so drawing
 touches no global state of a process that also grades. Text stays text in the SVG (searchable, small); an image
 (the wrong-element map) is embedded in it as PNG data, so the page needs nothing beside itself.
@@ -10,7 +10,7 @@ import io
 import re
 from typing import Any, Callable
 
-from grader import figures as f
+from grader.report import figures as f
 
 COLORS = {"candidate": "#1f77b4", "fast_dequantize": "#ff7f0e", "bnb": "#7f7f7f", "naive": "#9e9e9e",
           "ok": "#2e7d32", "bad": "#c62828", "floor": "#6a1b9a", "compiled": "#5c6bc0"}

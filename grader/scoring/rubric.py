@@ -177,7 +177,7 @@ PUZZLE_A = Puzzle(
         Criterion("compiles_for_t4", "report", "the launched kernel compiles for sm_75 (Tesla T4) and sm_90"),
         Criterion("beyond_scope", "report", "other blocksizes, non-nested states, fp4 (unsupported is no fault)"),
         Criterion("global_state_untouched", "report", "no timer, torch function, default dtype, backend flag or compiler "
-                  "config changed (see grader.guards)"),
+                  "config changed (see grader.plugins.guards)"),
     ),
     rules=(
         Rule((_is("single_triton_kernel"),), add=3),
@@ -215,7 +215,7 @@ PUZZLE_C = Puzzle(
         Criterion("layernorms_compiled", "merit", "RMSNorm runs inside the compiled graphs"),
         Criterion("max_autotune_triton_matmul", "merit", "max-autotune Triton matmul templates are enabled"),
         Criterion("global_state_untouched", "report", "no timer, torch function, default dtype, backend flag or compiler "
-                  "config changed (see grader.guards)"),
+                  "config changed (see grader.plugins.guards)"),
     ),
     rules=(
         Rule((_is("uses_flex_attention"), _is("dynamic_sequence_length_works")), add=3),
@@ -250,7 +250,7 @@ PUZZLE_D = Puzzle(
         Criterion("llama_1B_training_loss_matches", "merit", "a Llama trained through it follows the stock loss curve"),
         Criterion("GRPO_memory_efficient_linear_works", "merit", "a GRPO policy loss matches and keeps the saving"),
         Criterion("global_state_untouched", "report", "no timer, torch function, default dtype, backend flag or compiler "
-                  "config changed (see grader.guards)"),
+                  "config changed (see grader.plugins.guards)"),
     ),
     rules=(
         Rule((_is("VRAM_50_percent_reduction"),), add=2),

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from grader.rubric import PUZZLES, Status
+from grader.scoring.rubric import PUZZLES, Status
 
 STATUSES = get_args(Status)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-GRADER_DIR = Path(__file__).resolve().parent
+GRADER_DIR = Path(__file__).resolve().parents[1]  # the `grader` package
 
 
 def criterion_of(item: pytest.Item) -> tuple[str, str] | None:

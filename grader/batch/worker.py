@@ -1,6 +1,6 @@
 """One grading worker: a submission's puzzle graded by its own `pytest grader/puzzle_x` process, with its result
-whatever happens to it (a crash, a kill, its time limit). `grader.batch` runs workers on this host, `grader.cluster`
-as Ray tasks; both build scorecards from the `WorkerResult`s this module returns.
+whatever happens to it (a crash, a kill, its time limit). `grader.batch.driver` runs workers on this host,
+`grader.batch.cluster` as Ray tasks; both build scorecards from the `WorkerResult`s this module returns.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader.grading_command import grading_command
-from grader.report import PuzzleCard
-from grader.rubric import PUZZLES, Outcome, score
-from grader.signals import describe_signal
+from grader.batch.grading_command import grading_command
+from grader.box.signals import describe_signal
+from grader.scoring.rubric import PUZZLES, Outcome, score
+from grader.scoring.scorecard import PuzzleCard
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TAIL_LINES = 15
 
 

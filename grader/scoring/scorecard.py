@@ -1,5 +1,5 @@
 """Scorecards: the terminal table, the JSON file and a Markdown leaderboard row (the HTML report: `python -m
-grader.report CARD.json -o PAGE.html`, grader.html_report)."""
+grader.report CARD.json -o PAGE.html`, grader.report.pages)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.rubric import PUZZLES, Outcome, Score
+from grader.scoring.rubric import PUZZLES, Outcome, Score
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "not_measured": "n/m ", "not_attempted": "--  "}
 
@@ -77,7 +77,8 @@ class Scorecard:
     puzzles: dict[str, PuzzleCard]
     reproduce: str
     box: dict[str, str] | None = None
-    benchmarks: dict[str, Any] | None = None  # grader.benchmark_relay.summary: pytest-benchmark's, with a comparison
+    # grader.plugins.benchmark_relay.summary: pytest-benchmark's, with a comparison
+    benchmarks: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe dict: submission, seed, environment, box, per puzzle score and criteria, and the run's
@@ -163,15 +164,3 @@ def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
     rows.append("✗: a gate (correctness) failed; *: provisional, some criteria not measured on that machine; "
                 "[p/n]: criteria passed of those graded; (x×): speedup.")
     return "\n".join(rows) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m grader.report CARD.json -o PAGE.html`: a saved scorecard (or a batch's leaderboard.json) as the
-    HTML report (grader.html_report)."""
-    from grader import html_report
-
-    return html_report.main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,9 +13,9 @@ import pytest
 
 from grader.box.client import Box, BoxStopped
 from grader.box.sandbox import BoxInfo
-from grader.outcomes import not_attempted
-from grader.rubric import PUZZLES
-from grader.submission import SIGNATURES, display_name
+from grader.box.submission import SIGNATURES, display_name
+from grader.judging.outcomes import not_attempted
+from grader.scoring.rubric import PUZZLES
 
 
 class BoxedSubmission:

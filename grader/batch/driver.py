@@ -13,7 +13,7 @@ then `OUT/leaderboard.json`, `OUT/leaderboard.md` and `OUT/leaderboard.html` (wi
 `OUT/scorecards/NAME.html`). All workers share one grader seed.
 
 On a host with GPUs, each of the `--jobs` slots is bound to one GPU through CUDA_VISIBLE_DEVICES (by
-default one slot per GPU). `--ray` runs the same workers as Ray tasks on a cluster instead (grader.cluster).
+default one slot per GPU). `--ray` runs the same workers as Ray tasks on a cluster instead (grader.batch.cluster).
 `--merge` joins the output directories of several runs (other machines, say) into one leaderboard.
 """
 
@@ -31,12 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader.html_report import write_leaderboard_pages
-from grader.profiles import DEFAULT_PROFILE
-from grader.report import leaderboard_markdown, scorecard_json, write_json
-from grader.results import reproduce_command
-from grader.rubric import PUZZLES
-from grader.worker import Job, WorkerResult, failed_card, plan, progress_line, run_worker, worker_command
+from grader.batch.worker import Job, WorkerResult, failed_card, plan, progress_line, run_worker, worker_command
+from grader.judging.profiles import DEFAULT_PROFILE
+from grader.report.pages import write_leaderboard_pages
+from grader.scoring.results import reproduce_command
+from grader.scoring.rubric import PUZZLES
+from grader.scoring.scorecard import leaderboard_markdown, scorecard_json, write_json
 
 
 def expand(specs: Sequence[str]) -> list[str]:
@@ -156,7 +156,7 @@ def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], timeout: float, s
     """Grade every (submission, puzzle) pair, print progress, write scorecards and the leaderboard.
 
     The workers run on this host (`jobs`, `gpus`), or with `ray` set (an address, or "" for `ray.init()`'s
-    default) one Ray task each on a cluster (grader.cluster); the scorecards are built the same way from both.
+    default) one Ray task each on a cluster (grader.batch.cluster); the scorecards are built the same way from both.
     """
     criteria = _option_values(pytest_args, "--criterion")
     names = display_names(specs)
@@ -165,7 +165,7 @@ def grade_all(specs: Sequence[str], *, puzzles: Sequence[str], timeout: float, s
         results = run_local(work, jobs=jobs, gpus=gpus, timeout=timeout, seed=seed, out=out,
                             pytest_args=pytest_args)
     else:
-        from grader.cluster import run_on_ray
+        from grader.batch.cluster import run_on_ray
 
         results = run_on_ray(work, address=ray or None, timeout=timeout, seed=seed, out=out,
                              pytest_args=pytest_args)
@@ -262,7 +262,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     grade_all(specs, puzzles=puzzles, jobs=jobs, gpus=gpus, timeout=args.timeout_per_puzzle, seed=seed, out=out,
               pytest_args=pytest_args)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

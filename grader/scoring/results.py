@@ -14,19 +14,19 @@ from typing import Any, Sequence
 
 import pytest
 
-from grader import profiles
 from grader.box.sandbox import BoxInfo
-from grader.report import PuzzleCard, Scorecard
-from grader.rubric import PUZZLES, Outcome, score
+from grader.judging import profiles
+from grader.scoring.rubric import PUZZLES, Outcome, score
+from grader.scoring.scorecard import PuzzleCard, Scorecard
 
 CRITERION = "grader_criterion"  # "A.correct": the criterion the test decides
 PUZZLE = "grader_puzzle"  # "A" (JUnit XML shows it beside the criterion)
 DETAIL = "grader_detail"  # a measured figure or explanation for the scorecard
 VALUE = "grader_value"  # the criterion's measured value (A's speedup)
 NOTES = "grader_notes"  # a failure's PEP 678 notes (Hypothesis' shrunk example, its reproduce line)
-STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.outcomes
-ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.guards)
-DATA = "grader_data"  # a JSON object of figures the HTML report draws (grader.figures), one per test
+STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.judging.outcomes
+ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.plugins.guards)
+DATA = "grader_data"  # a JSON object of figures the HTML report draws (grader.report.figures), one per test
 FLAKY_LINE_CHARS = 400  # of each failure Hypothesis saw on a replayed input, quoted in the verdict
 # Left out of the reproduce command: the options that only say where results go, and the seed and profile
 # (written at its end, explicit).
@@ -196,7 +196,7 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
     """Score every collected puzzle from the results received so far."""
     if not state.collected:
         return None
-    from grader import environment
+    from grader.scoring import environment
 
     cards = {}
     for letter in sorted({p for p, _ in state.collected}):

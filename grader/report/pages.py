@@ -1,7 +1,7 @@
 """The HTML report: one self-contained page per scorecard, and a batch's leaderboard page, from the JSON alone.
 
 A page needs nothing beside itself (no network, no script or style from elsewhere): the style is inline, the
-pictures inline SVG (`grader.svg_plots`), and the leaderboard's sorting a few lines of inline script. So a page
+pictures inline SVG (`grader.report.svg_plots`), and the leaderboard's sorting a few lines of inline script. So a page
 opens offline from a CI artifact, and any saved scorecard renders again:
 
     python -m grader.report CARD.json -o CARD.html          # a scorecard (--score-json, or a batch's scorecards/*.json)
@@ -17,9 +17,9 @@ import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader import figures, svg_plots
-from grader.report import box_line
-from grader.rubric import PUZZLES
+from grader.report import figures, svg_plots
+from grader.scoring.rubric import PUZZLES
+from grader.scoring.scorecard import box_line
 
 STATUS_TEXT = {"passed": "passed", "failed": "failed", "not_measured": "not measured", "not_attempted": "not attempted"}
 STATUS_SHORT = {"passed": "pass", "failed": "FAIL", "not_measured": "n/m", "not_attempted": "—"}

@@ -20,9 +20,9 @@ from typing import Iterator
 import pytest
 
 from grader.box import reports
-from grader.results import ALSO
-from grader.rubric import PUZZLES
-from grader.runtime import criterion_of
+from grader.plugins.runtime import criterion_of
+from grader.scoring.results import ALSO
+from grader.scoring.rubric import PUZZLES
 
 REPORT_CRITERION = "global_state_untouched"
 UNTOUCHED = ("timers, torch functions, the grader's measuring code, default dtype, backend flags and compiler config "

@@ -1,10 +1,10 @@
 """The pytest plugin: options, the criterion marker, hooks and fixtures.
 
-A grading run flows one way: the submission is loaded (`grader.submission`), tests decide criteria and leave
+A grading run flows one way: the submission is loaded (`grader.box.submission`), tests decide criteria and leave
 their verdicts in report properties, the run's state folds them into outcomes and a scorecard
-(`grader.results`, `grader.rubric`, `grader.report`), and `pytest_sessionfinish` sets the exit status. Under
-pytest-xdist the workers run the tests and only the controller scores and writes files. torch is imported only
-by fixtures.
+(`grader.scoring.results`, `grader.scoring.rubric`, `grader.scoring.scorecard`), and `pytest_sessionfinish` sets the
+exit status. Under pytest-xdist the workers run the tests and only the controller scores and writes files. torch is
+imported only by fixtures.
 """
 
 from __future__ import annotations
@@ -21,18 +21,21 @@ from typing import Any, Callable, Iterator
 import pytest
 from hypothesis.errors import FlakyFailure
 
-from grader import benchmark_relay, profiles
-from grader.outcomes import STOP_ATTRIBUTE
-from grader.progress import Progress
-from grader.report import box_line
-from grader.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
+from grader.box.submission import DEFAULT_SUBMISSION
+from grader.judging import profiles
+from grader.judging.outcomes import STOP_ATTRIBUTE
+from grader.judging.progress import Progress
+from grader.judging.shrinking import ShrinkBudget
+from grader.plugins import benchmark_relay
+from grader.plugins.runtime import (GRADER_DIR, choose_device, criterion_of, is_grading_run, is_xdist_worker,
+                                    runs_side_by_side)
+from grader.scoring.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
                             build_scorecard, replayed_failures)
-from grader.rubric import PUZZLES
-from grader.runtime import GRADER_DIR, choose_device, criterion_of, is_grading_run, is_xdist_worker, runs_side_by_side
-from grader.shrinking import ShrinkBudget
-from grader.submission import DEFAULT_SUBMISSION
+from grader.scoring.rubric import PUZZLES
+from grader.scoring.scorecard import box_line
 
 STASH = pytest.StashKey[GraderSession]()
+SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--score-json", default=None, metavar="PATH", help="write the scorecard as JSON to PATH")
     group.addoption("--report-html", default=None, metavar="PATH",
                     help="write the scorecard as one self-contained HTML page with its pictures to PATH "
-                         "(grader.html_report; again from a saved card: python -m grader.report CARD.json -o PAGE)")
+                         "(grader.report.pages; again from a saved card: python -m grader.report CARD.json -o PAGE)")
     group.addoption("--min-score", action="append", default=[], metavar="PUZZLE=POINTS",
                     help="exit non-zero when the puzzle scores below POINTS (repeatable); with it, the exit "
                          "status follows scores and gates instead of individual failed criteria")
@@ -62,10 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads the profile that --hypothesis-profile names
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "criterion(puzzle, name): the rubric criterion this test decides")
-    seed = config.getoption("grader_seed")
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-        config.option.grader_seed = seed  # xdist forwards options: workers share the controller's seed
+    seed = config.option.grader_seed = run_seed(config)
     min_scores = {}
     for item in config.getoption("min_score"):
         letter, _, points = item.partition("=")
@@ -103,6 +103,28 @@ def pytest_configure(config: pytest.Config) -> None:
         import hypothesis.core
 
         hypothesis.core.global_force_seed = seed
+
+
+def run_seed(config: pytest.Config) -> int:
+    """The run's grader seed: `--grader-seed`; in a pytest-xdist worker, the controller's (`pytest_configure_node`
+    hands it over); else a random one, drawn once by the controller.
+
+    xdist starts a worker with the controller's command line, not with its options: a seed the controller drew and
+    set on `config.option` never reached the worker, which drew a random seed of its own, so a run without
+    `--grader-seed` printed one seed and graded with another, and its `reproduce` command did not reproduce it.
+    """
+    seed = config.getoption("grader_seed")
+    if seed is None and is_xdist_worker(config):
+        seed = config.workerinput.get(SEED_INPUT)
+    return int(seed) if seed is not None else random.SystemRandom().randrange(2**31)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Give each new pytest-xdist worker (a replacement too) the controller's grader seed (`run_seed`)."""
+    state = node.config.stash.get(STASH, None)
+    if state is not None and state.grading:
+        node.workerinput[SEED_INPUT] = state.seed
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -152,7 +174,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line), and the verdict of
-    a `grader.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist."""
+    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist."""
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
@@ -184,10 +206,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         card.write_json(Path(config.invocation_params.dir, json_path))
     html_path = config.getoption("report_html")
     if html_path:
-        from grader import html_report
+        from grader.report import pages
 
         try:
-            html_report.write_card_page(card.as_json(), Path(config.invocation_params.dir, html_path))
+            pages.write_card_page(card.as_json(), Path(config.invocation_params.dir, html_path))
         except Exception as exc:  # the scorecard still prints; the run fails, naming why the page is missing
             state.report_error = f"--report-html {html_path}: not written ({type(exc).__name__}: {exc})"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
@@ -235,7 +257,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     `python -m grader.compare_benchmarks` can refuse to compare files from different devices."""
     if not config.stash[STASH].grading:
         return
-    from grader import environment
+    from grader.scoring import environment
 
     machine_info["grader_environment"] = environment.describe()
 
@@ -265,7 +287,7 @@ def hypothesis_profile(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture
 def shrink_budget(hypothesis_profile: str) -> ShrinkBudget:
-    """A fresh shrink budget for one property (`grader.shrinking`), as long as the profile allows."""
+    """A fresh shrink budget for one property (`grader.judging.shrinking`), as long as the profile allows."""
     return ShrinkBudget(profiles.SHRINK_SECONDS.get(hypothesis_profile, profiles.SHRINK_SECONDS["dev"]))
 
 
@@ -283,9 +305,9 @@ def device() -> Any:
 
 @pytest.fixture(scope="session")
 def submission(pytestconfig: pytest.Config, device: Any, progress: Progress) -> Iterator[Any]:
-    """The submission under grade (`grader.candidate.BoxedSubmission`): never imported here; each puzzle's calls run
+    """The submission under grade (`grader.box.candidate.BoxedSubmission`): never imported here; each puzzle's calls run
     in its own box (`grader.box`)."""
-    from grader.candidate import BoxedSubmission
+    from grader.box.candidate import BoxedSubmission
 
     state = pytestconfig.stash[STASH]
     boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
@@ -341,8 +363,8 @@ def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
 @pytest.fixture
 def criterion_data(request: pytest.FixtureRequest) -> Callable[..., None]:
     """`criterion_data(**figures)`: record JSON-able figures (numbers, text, lists, objects) that the HTML report
-    draws (`grader.figures`). A later call replaces the keys it names; the criterion's tests' records are merged
-    (`grader.results.merge_data`). Non-finite floats are recorded as null."""
+    draws (`grader.report.figures`). A later call replaces the keys it names; the criterion's tests' records are merged
+    (`grader.scoring.results.merge_data`). Non-finite floats are recorded as null."""
     recorded: dict[str, Any] = {}
     where: list[int] = []
 

@@ -18,7 +18,7 @@ xdist replaces the worker and grading goes on; a puzzle that has ended `CRASHES_
 up `--puzzle-timeout`, has its remaining tests failed at once with the reason. On a machine without a GPU the
 worker's address space is limited (`--memory-limit-gb`), a limit its boxes inherit, so that a runaway allocation
 fails with MemoryError instead of calling the out-of-memory killer. pytest-benchmark, which turns itself off under
-xdist, measures in the one worker and records in the controller (`grader.benchmark_relay`).
+xdist, measures in the one worker and records in the controller (`grader.plugins.benchmark_relay`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Any, Iterator, TextIO
 
 import pytest
 
-from grader import benchmark_relay
-from grader.results import CRITERION
-from grader.runtime import criterion_of, is_grading_run, is_xdist_worker
+from grader.plugins import benchmark_relay
+from grader.plugins.runtime import criterion_of, is_grading_run, is_xdist_worker
+from grader.scoring.results import CRITERION
 
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
 DEFAULT_PUZZLE_TIMEOUT_S = 3600
@@ -165,7 +165,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.tx = ["popen"]
     config.option.maxworkerrestart = "1000"  # CRASHES_PER_PUZZLE bounds the restarts per puzzle
     # pytest-benchmark would turn itself off under xdist, warning; with one worker, its benchmarks are measured there
-    # and recorded here (grader.benchmark_relay).
+    # and recorded here (grader.plugins.benchmark_relay).
     benchmark_relay.hold(config)
     config.stash[_CONTROLLER] = ControllerState(Path(tempfile.mkdtemp(prefix="grader-workers-")))
 

@@ -1,7 +1,7 @@
 """Grade on a Ray cluster: `python -m grader.batch SUBMISSIONS... --ray [ADDRESS]`.
 
 One Ray task per (submission, puzzle), asking for one GPU where the cluster has GPUs, else one CPU. Each task
-runs `grader.worker.run_worker` (the same isolated pytest worker as a run on one host: same seed, same
+runs `grader.batch.worker.run_worker` (the same isolated pytest worker as a run on one host: same seed, same
 per-puzzle time limit, same crash and hang verdicts) in a scratch directory of the node it lands on, and
 returns the worker's puzzle card, exit status, time, reason and the last `LOG_CAP` bytes of its log. The driver
 writes the logs under `OUT/work/NAME/P.log` and builds the scorecards and the leaderboard exactly as a local run.
@@ -32,8 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
 
-from grader.rubric import PUZZLES
-from grader.worker import REPO, Job, WorkerResult, plan, progress_line, run_worker
+from grader.batch.worker import REPO, Job, WorkerResult, plan, progress_line, run_worker
+from grader.scoring.rubric import PUZZLES
 
 LOG_CAP = 200_000
 # gitignore patterns, relative to the checkout root (Ray's own defaults add .git, .venv, venv, __pycache__).
@@ -101,7 +101,7 @@ def _grade_task(job: Job, files: dict[str, bytes], seed: int, timeout: float, py
         log = r.log.read_bytes()
     text = log[-LOG_CAP:].decode(errors="replace")
     if len(log) > LOG_CAP:
-        text = f"[grader.cluster: the first {len(log) - LOG_CAP} bytes of this log were left out]\n" + text
+        text = f"[grader.batch.cluster: the first {len(log) - LOG_CAP} bytes of this log were left out]\n" + text
     return {"card": r.card, "exit_code": r.exit_code, "seconds": r.seconds, "reason": r.reason, "log": text,
             "spec": spec, "repo": str(REPO)}
 
@@ -141,7 +141,7 @@ def lost_result(job: Job, error: BaseException, seconds: float, log: Path) -> Wo
         what = f"{type(error).__name__}: {error}"
     what = " ".join(what.split())[:300]
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(f"grader.cluster: the Ray task grading {job.name} puzzle {job.puzzle} brought no result:\n"
+    log.write_text(f"grader.batch.cluster: the Ray task grading {job.name} puzzle {job.puzzle} brought no result:\n"
                    f"{type(error).__name__}: {error}\n")
     reason = (f"puzzle {job.puzzle}: the grading worker for {job.name}.{PUZZLES[job.puzzle].entry_point}() {how} "
               f"[{what}] after {seconds:.0f} s; the puzzle scores 0. The Ray error is in {log}.")

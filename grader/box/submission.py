@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.rubric import PUZZLES
+from grader.scoring.rubric import PUZZLES
 
 DEFAULT_SUBMISSION = "solutions"
 

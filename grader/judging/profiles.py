@@ -29,7 +29,7 @@ PROFILES = {
     "thorough": settings(max_examples=300, **_COMMON),
 }
 DEFAULT_PROFILE = "dev"
-# Per profile: how long shrinking may go on once a property fails (grader.shrinking), and the largest weight
+# Per profile: how long shrinking may go on once a property fails (grader.judging.shrinking), and the largest weight
 # puzzle A draws on a CPU, where the Triton interpreter pays per program instance (the ci profile keeps 16
 # second-level absmax groups; dev and thorough 64).
 SHRINK_SECONDS = {"ci": 15.0, "dev": 60.0, "thorough": 300.0}
