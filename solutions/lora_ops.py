@@ -5,6 +5,8 @@ backward besides `grad_x`'s) run as the library's matmuls instead of being lower
 spends its time on the base layers' large products, not on a dozen rank-32 ones per layer (each lowering
 compiles and benchmarks every Triton template). The arithmetic is PEFT's under autocast: both products in the
 compute dtype with its rounding after each, `* scaling` in that dtype, the same products in backward.
+The cost: every call is dispatched from the host, two in forward and four products in backward per adapter
+(on the H200 a steady step became host-bound: BENCHMARKS.md, issue 25, call C3).
 """
 
 from __future__ import annotations

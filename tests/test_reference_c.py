@@ -143,6 +143,18 @@ def test_block_mask_is_transformers_flex_mask() -> None:
                        dense)
 
 
+def test_fused_head_only_where_it_computes_the_model_s_loss() -> None:
+    """The chunked head-loss replaces transformers' causal LM loss only: a custom `loss_function` (a submission's
+    checks, another loss) or a replaced forward keeps the model's own path."""
+    lm = _model().get_base_model()
+    assert reference._fused_head_applies(lm)
+    lm.loss_function = lambda *args, **kwargs: 0
+    assert not reference._fused_head_applies(lm)
+    other = _model().get_base_model()
+    other.forward = other.forward
+    assert not reference._fused_head_applies(other)
+
+
 def test_calls_without_labels_are_transformers_own() -> None:
     """Generation-style calls (no labels) go to transformers' forward and return its logits."""
     model = _model()
