@@ -13,7 +13,9 @@ is cold and one variant's kernels never serve another.
 
 Variants: `reference` (solutions.qlora_compile, Inductor's caches off, as the grader runs it);
 `reference_cached` (the same with the caches on, then `torch.compiler.save_cache_artifacts()`) and after it
-`reference_warm` (a new process loads those artifacts first: the second run a user sees); `no_autotune` (the
+`reference_warm` (a new process loads those artifacts first: the second run a user sees);
+`reference_static_floats` (the reference with dynamo's `specialize_float`: the layers' float attributes, such as
+RMSNorm's epsilon, traced as constants, so dynamo does not restart its analysis of the layer); `no_autotune` (the
 reference without max-autotune); `plain` (`torch.compile(dynamic=True)` of the whole PeftModel, its one
 graph break, transformers' input-grad hook, removed as a user would: `disable_input_require_grads()`; training
 without gradient checkpointing never needs it; as tests/good/c_whole_model_no_input_hook.py); and two
@@ -54,6 +56,10 @@ def _variants() -> dict[str, Callable]:
     import solutions.qlora_compile as ref
     from solutions.nf4 import dequantize_nf4
 
+    def static_floats(model):
+        torch._dynamo.config.specialize_float = True  # this process only: floats traced as constants
+        return ref.compile_qlora(model)
+
     def no_autotune(model):
         ref._CUDA_OPTIONS = ref._CUDA_HEAD_OPTIONS
         return ref.compile_qlora(model)
@@ -74,7 +80,8 @@ def _variants() -> dict[str, Callable]:
         return model
 
     return {"reference": ref.compile_qlora, "reference_cached": ref.compile_qlora,
-            "reference_warm": ref.compile_qlora, "no_autotune": no_autotune, "plain": plain,
+            "reference_warm": ref.compile_qlora, "reference_static_floats": static_floats,
+            "no_autotune": no_autotune, "plain": plain,
             "eager_math": math_attention, "eager_part_a": part_a}
 
 
