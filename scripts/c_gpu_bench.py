@@ -36,14 +36,11 @@ from typing import Callable
 
 import torch
 
-from grader.llama import ModelSpec
 from grader.measure import dynamo
-from grader.puzzle_c import standard, training
-from grader.puzzle_c.builders import build_qlora_model, make_schedule
-from grader.puzzle_c.run import SHAPES, SPECS
+from grader.puzzle_c import run, standard, training
+from grader.puzzle_c.builders import build_qlora_model
 
 SEED = 1
-DTYPE = torch.bfloat16
 DEFAULT_SECONDS = 300
 CACHED = ("reference_cached", "reference_warm")  # runs with Inductor's caches on
 
@@ -85,12 +82,9 @@ def _variants() -> dict[str, Callable]:
             "eager_math": math_attention, "eager_part_a": part_a}
 
 
-def _setting() -> tuple[ModelSpec, torch.device, object]:
-    """The grader's GPU model and schedule; its CPU ones where there is no GPU (to try the script, not to measure)."""
-    kind = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(kind)
-    return SPECS[kind], device, make_schedule(vocab_size=SPECS[kind].vocab_size, shapes=SHAPES[kind], device=device,
-                                              seed=SEED)
+def _setting() -> run.CRun:
+    """The grader's C setting on its GPU; its CPU one where there is no GPU (to try the script, not to measure)."""
+    return run.setting(torch.device("cuda" if torch.cuda.is_available() else "cpu"), SEED)
 
 
 def _row(name: str, rec: training.TrainRecord, report: dynamo.DynamoReport | None, wall: float) -> dict:
@@ -120,18 +114,18 @@ def run_variant(name: str, out: str, eager_path: str, artifacts: str) -> None:
     import bitsandbytes as bnb
 
     logging.basicConfig(level=logging.INFO, format=f"[c_bench] {name}: %(message)s")  # a line per micro-batch
-    spec, device, schedule = _setting()
+    c = _setting()
     eager_rec = torch.load(eager_path, weights_only=False)
     if name == "reference_warm":
         with open(artifacts, "rb") as f:
             torch.compiler.load_cache_artifacts(f.read())
-    model = build_qlora_model(spec, dtype=DTYPE, device=device, seed=SEED)
+    model = build_qlora_model(c.spec, dtype=c.dtype, device=c.device, seed=SEED)
     start = time.perf_counter()
     with dynamo.record(disable_inductor_caches=name not in CACHED, fail_on_recompile_limit=False,
                        ignore=(os.path.dirname(bnb.__file__),)) as report:
         names = training.canonical_names(model)
         trained = _variants()[name](model)
-        rec = training.train(trained, schedule, dtype=DTYPE, device=device, names=names, keep=True,
+        rec = training.train(trained, c.schedule, dtype=c.dtype, device=c.device, names=names, keep=True,
                              follow=eager_rec, compilations=lambda: report.compilations)
     row = _row(name, rec, report, time.perf_counter() - start)
     row["compile_phases_s"] = _compile_breakdown()
@@ -151,10 +145,10 @@ def run_variant(name: str, out: str, eager_path: str, artifacts: str) -> None:
 
 def main(out: str, requests: list[str]) -> None:
     """Train eagerly here, then run each requested variant in a fresh process with empty caches."""
-    spec, device, schedule = _setting()
-    model = build_qlora_model(spec, dtype=DTYPE, device=device, seed=SEED)
+    c = _setting()
+    model = build_qlora_model(c.spec, dtype=c.dtype, device=c.device, seed=SEED)
     start = time.perf_counter()
-    eager_rec = training.train(model, schedule, dtype=DTYPE, device=device, names=training.canonical_names(model),
+    eager_rec = training.train(model, c.schedule, dtype=c.dtype, device=c.device, names=training.canonical_names(model),
                                keep=True)
     eager = _row("eager", eager_rec, None, time.perf_counter() - start)
     _append(out, eager)

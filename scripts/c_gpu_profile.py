@@ -5,7 +5,7 @@
 Times the reference's eager flex-attention block mask alone, then builds the grader's QLoRA Llama
 (Llama-3.2-1B architecture, bf16), compiles it with `solutions.qlora_compile` and trains the grader's first
 optimizer steps until nothing compiles, then profiles two more micro-batches with `torch.profiler`: the
-largest operators by self CPU and by device time, the step's wall time, and the profiler's Chrome trace.
+largest operators by self CPU and by device time, and the micro-batches' wall time.
 """
 
 from __future__ import annotations
@@ -16,15 +16,12 @@ import time
 
 import torch
 
-from grader.llama import LLAMA_3_2_1B
-from grader.puzzle_c.builders import build_qlora_model, make_schedule
-from grader.puzzle_c.run import SHAPES
-
-DTYPE = torch.bfloat16
+from grader.puzzle_c import run
+from grader.puzzle_c.builders import build_qlora_model
 
 
 def _micro(model: torch.nn.Module, mb, items: torch.Tensor) -> None:
-    with torch.autocast("cuda", dtype=DTYPE):
+    with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, labels=mb.labels,
                     num_items_in_batch=items)
     out.loss.backward()
@@ -52,12 +49,11 @@ def main(out_dir: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
     for batch, length in ((2, 1024), (2, 2048)):
         print(f"eager block mask {batch}x{length}: {_block_mask_seconds(batch, length) * 1e3:.2f} ms", flush=True)
-    device = torch.device("cuda")
-    schedule = make_schedule(vocab_size=LLAMA_3_2_1B.vocab_size, shapes=SHAPES["cuda"], device=device, seed=1)
-    model = ref.compile_qlora(build_qlora_model(LLAMA_3_2_1B, dtype=DTYPE, device=device, seed=1))
+    c = run.setting(torch.device("cuda"), seed=1)
+    model = ref.compile_qlora(build_qlora_model(c.spec, dtype=c.dtype, device=c.device, seed=1))
     model.train()
-    steps = [mb for step in schedule.steps for mb in step]
-    items = torch.tensor(4096, device=device)
+    steps = [mb for step in c.schedule.steps for mb in step]
+    items = torch.tensor(4096, device=c.device)
     for i, mb in enumerate(steps[:6]):  # the compiling micro-batch and a few steady ones
         start = time.perf_counter()
         _micro(model, mb, items)

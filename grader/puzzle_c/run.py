@@ -75,7 +75,7 @@ def execute(box: Box, *, device: torch.device, seed: int, progress: Progress, or
             probe_part_a: bool) -> CRun:
     """Run the eager oracle and noise floor here (if `oracle`), then `compile_qlora` and training through it in the
     submission's box (`grader.puzzle_c.tasks.train`), along the oracle's trajectory when there is one."""
-    run = _setting(device, seed)
+    run = setting(device, seed)
     reference_s = 0.0
     if oracle:
         reference_s = _train_oracle(run, seed, progress)
@@ -84,7 +84,7 @@ def execute(box: Box, *, device: torch.device, seed: int, progress: Progress, or
     return run
 
 
-def _setting(device: torch.device, seed: int) -> CRun:
+def setting(device: torch.device, seed: int) -> CRun:
     """A run with nothing trained yet: the model size and the schedule of shapes for `device`, in bfloat16."""
     import torch
 
