@@ -18,6 +18,7 @@ import torch.nn.functional as F
 import solutions.qlora_compile as reference
 from grader.llama import TINY_QLORA
 from grader.measure import dynamo
+from grader.puzzle_c import training
 from grader.puzzle_c.builders import build_qlora_model, make_schedule
 from solutions.fused_head_loss import causal_lm_loss
 from solutions.lora_ops import use_lora_op
@@ -31,17 +32,10 @@ def _model() -> torch.nn.Module:
 
 
 def _train_step(model: torch.nn.Module) -> tuple[list[float], dict[str, torch.Tensor]]:
-    """One accumulated step as the grader's training loop runs it: losses and the LoRA gradients."""
-    (micro_batches,) = make_schedule(vocab_size=TINY_QLORA.vocab_size, shapes=SHAPES, device=CPU, seed=3).steps
-    items = torch.tensor(sum(int((mb.labels[:, 1:] != -100).sum()) for mb in micro_batches))
-    losses = []
-    for mb in micro_batches:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, labels=mb.labels,
-                        num_items_in_batch=items)
-        out.loss.backward()
-        losses.append(out.loss.item())
-    return losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    """One accumulated step through the grader's training loop: the micro-batches' losses and the LoRA gradients."""
+    schedule = make_schedule(vocab_size=TINY_QLORA.vocab_size, shapes=SHAPES, device=CPU, seed=3)
+    record = training.train(model, schedule, dtype=torch.bfloat16, device=CPU, keep=True)
+    return [m.loss for m in record.micro], record.step_grads[0]
 
 
 def test_lora_op_is_peft_bit_for_bit() -> None:
