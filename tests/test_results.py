@@ -51,7 +51,7 @@ def test_the_scorecard_says_why_a_puzzle_scores_nothing():
                      "pytest grader/")
     text = "\n".join(card.lines())
     assert "(gate failed: correct; the puzzle scores 0)" in text
-    assert "(gate not passed here: correct not run or not measured; no score)" in text
+    assert "INCOMPLETE, provisional (gate not decided here: correct not run or not measured; no score)" in text
 
 
 def test_a_directory_of_submissions_expands_to_its_modules_and_packages(tmp_path: Path):

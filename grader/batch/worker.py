@@ -118,7 +118,8 @@ def progress_line(done: int, total: int, r: WorkerResult) -> str:
     else:
         crit = p["criteria"].values()
         verdict = (f"{p['score']}/{p['max']}, {sum(c['status'] == 'passed' for c in crit)}/{len(crit)} criteria passed"
-                   + ("" if p["correct"] else ", gate failed"))
+                   + {False: ", gate failed", None: ", incomplete: gate not decided"}.get(p["correct"], "")
+                   + ("" if p.get("complete", True) or p["correct"] is None else ", incomplete: the grader failed"))
     return f"[{done}/{total}] {r.job.name} puzzle {r.job.puzzle}: {verdict} ({r.seconds:.0f} s)"
 
 

@@ -23,7 +23,7 @@ from hypothesis.errors import FlakyFailure
 
 from grader.box.submission import DEFAULT_SUBMISSION
 from grader.judging import profiles
-from grader.judging.outcomes import STOP_ATTRIBUTE
+from grader.judging.outcomes import GRADER, STOP_ATTRIBUTE, judge_out_of_memory_reason, out_of_memory
 from grader.judging.progress import Progress
 from grader.judging.shrinking import ShrinkBudget
 from grader.plugins import benchmark_relay
@@ -32,7 +32,7 @@ from grader.plugins.runtime import (GRADER_DIR, choose_device, criterion_of, is_
 from grader.scoring.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
                             build_scorecard, replayed_failures)
 from grader.scoring.rubric import PUZZLES
-from grader.scoring.scorecard import box_line
+from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS, box_line
 
 STASH = pytest.StashKey[GraderSession]()
 SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
@@ -174,9 +174,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line), and the verdict of
-    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist."""
+    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist.
+
+    An out-of-memory error here, in the judge, is the grader's own (the submission's calls run in its box, whose
+    errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete."""
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
+    if report.failed and error is not None and criterion_of(item) is not None and out_of_memory(error):
+        reason = judge_out_of_memory_reason(error, f"{item.name}, {call.when}")
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: not measured: {reason}")
+        report.user_properties.append((STOP, json.dumps({"status": "not_measured", "reason": reason,
+                                                         "cause": GRADER})))
+        return report
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
     if isinstance(error, FlakyFailure):
         notes += replayed_failures(error)
@@ -184,8 +194,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.user_properties.append((NOTES, "\n".join(notes)))
     stop = getattr(error, STOP_ATTRIBUTE, None)
     if report.skipped and stop is not None:
-        status, reason = stop
-        report.user_properties.append((STOP, json.dumps({"status": status, "reason": reason})))
+        status, reason, cause = stop
+        report.user_properties.append((STOP, json.dumps({"status": status, "reason": reason, "cause": cause})))
     return report
 
 
@@ -216,15 +226,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             return
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return
-    # A gate that failed fails the run; one a CPU could not decide leaves the score at 0, provisional, and
-    # fails only a --min-score gate above it.
+    session.exitstatus = exit_status(card, state.min_scores, criterion_failed=exitstatus == pytest.ExitCode.TESTS_FAILED)
+
+
+def exit_status(card: Any, min_scores: dict[str, int], *, criterion_failed: bool) -> int:
+    """The grading's exit status (the README's rule): 1 when a gate failed (or, without --min-score, any criterion
+    failed); else INCOMPLETE_EXIT_STATUS when a gate was not decided or the grader failed in its own work (the score
+    is not known: never 0, never a failing grade); else 1 below a --min-score; else 0."""
     gates_failed = any(p.score.gates_failed for p in card.puzzles.values())
-    below = [k for k, need in state.min_scores.items()
-             if k in card.puzzles and card.puzzles[k].score.points < need]
-    if state.min_scores:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED if (gates_failed or below) else pytest.ExitCode.OK
-    elif gates_failed:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if gates_failed or (criterion_failed and not min_scores):
+        return pytest.ExitCode.TESTS_FAILED
+    if not all(p.score.complete for p in card.puzzles.values()):
+        return INCOMPLETE_EXIT_STATUS
+    below = [k for k, need in min_scores.items() if k in card.puzzles and card.puzzles[k].score.points < need]
+    return pytest.ExitCode.TESTS_FAILED if below else pytest.ExitCode.OK
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

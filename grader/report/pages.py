@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from grader.report import figures, svg_plots
 from grader.scoring.rubric import PUZZLES
-from grader.scoring.scorecard import box_line
+from grader.scoring.scorecard import box_line, score_cell
 
 STATUS_TEXT = {"passed": "passed", "failed": "failed", "not_measured": "not measured", "not_attempted": "not attempted"}
 STATUS_SHORT = {"passed": "pass", "failed": "FAIL", "not_measured": "n/m", "not_attempted": "—"}
@@ -108,7 +108,9 @@ def puzzle_verdict(letter: str, p: dict[str, Any]) -> str:
         gates = [c.name for c in PUZZLES[letter].criteria if c.kind == "gate"] if letter in PUZZLES else []
         failed = [g for g in gates if criteria.get(g, {}).get("status") == "failed"]
         return verdict + (f": gate failed ({', '.join(failed)}), the puzzle scores 0" if failed else
-                          ": a gate was not passed here (not run or not measured), no score")
+                          ": incomplete, a gate was not decided here (not run or not measured), no score")
+    if not p.get("complete", True):
+        return verdict + ": incomplete, the grader failed in its own work (" + "; ".join(p.get("incomplete", [])) + ")"
     if p.get("provisional"):
         return verdict + ", provisional: some criteria were not measured on this machine"
     return verdict
@@ -241,8 +243,7 @@ def _score_cell(p: dict[str, Any] | None) -> tuple[str, int]:
         return NOT_GRADED, -1
     if not p.get("attempted", True):
         return "—", -1
-    text = f"{p.get('score')}/{p.get('max')}" + ("" if p.get("correct") else " ✗") + ("*" if p.get("provisional") else "")
-    return text, int(p.get("score") or 0)
+    return score_cell(p), int(p.get("score") or 0)
 
 
 def leaderboard_page(cards: list[dict[str, Any]], pages: dict[str, str]) -> str:
@@ -286,7 +287,8 @@ def leaderboard_page(cards: list[dict[str, Any]], pages: dict[str, str]) -> str:
             f'<p class="meta">{len(cards)} submissions · grader seed(s) {_e(", ".join(seeds))} · click a score header '
             "to sort; a submission's name opens its scorecard</p>",
             f'<p class="legend">{legend} <span>{NOT_GRADED}: not graded in this run</span> · ✗: a gate failed (the puzzle '
-            "scores 0) · *: provisional, some criteria not measured on that machine</p>",
+            "scores 0) · ?: grading incomplete (a gate not decided, or the grader failed in its own work) · *: provisional, "
+            "some criteria not measured on that machine</p>",
             f'<div class="scroll"><table class="matrix"><thead><tr>{"".join(head1)}</tr><tr>{"".join(head2)}</tr>'
             f'</thead><tbody>{"".join(rows)}</tbody></table></div>']
     return _page("Leaderboard", body, SORT_SCRIPT, wide=True)

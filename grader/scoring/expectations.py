@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from grader.scoring.rubric import PUZZLES, Status
+from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS
 
 STATUSES = get_args(Status)
 
@@ -141,9 +142,12 @@ def mismatches(card: dict[str, Any], case: Case, exit_code: int | None = None) -
     if expected_score is not None and puzzle["score"] != expected_score:
         problems.append(f"{case.id}: scored {puzzle['score']}, expected {expected_score}")
     if exit_code is not None:
-        # A failed criterion is a failed test (report criteria never fail a run), so the run must exit non-zero.
+        # A failed criterion is a failed test (report criteria never fail a run): the run exits 1. Else a gate not
+        # decided, or a criterion the grader's own failure left unmeasured, makes it incomplete; else it exits 0.
         kinds = {c.name: c.kind for c in PUZZLES[case.puzzle].criteria}
         must_fail = any(s == "failed" and kinds[c] != "report" for c, s in want.items())
-        if must_fail != (exit_code != 0):
-            problems.append(f"{case.id}: exit status {exit_code}, expected {'non-zero' if must_fail else '0'}")
+        undecided = any(s == "not_measured" and kinds[c] == "gate" for c, s in want.items())
+        want_code = 1 if must_fail else INCOMPLETE_EXIT_STATUS if undecided else 0
+        if exit_code != want_code:
+            problems.append(f"{case.id}: exit status {exit_code}, expected {want_code}")
     return problems

@@ -16,6 +16,7 @@ import pytest
 
 from grader.box.sandbox import BoxInfo
 from grader.judging import profiles
+from grader.judging.outcomes import DEVICE, GRADER
 from grader.scoring.rubric import PUZZLES, Outcome, score
 from grader.scoring.scorecard import PuzzleCard, Scorecard
 
@@ -24,7 +25,7 @@ PUZZLE = "grader_puzzle"  # "A" (JUnit XML shows it beside the criterion)
 DETAIL = "grader_detail"  # a measured figure or explanation for the scorecard
 VALUE = "grader_value"  # the criterion's measured value (A's speedup)
 NOTES = "grader_notes"  # a failure's PEP 678 notes (Hypothesis' shrunk example, its reproduce line)
-STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ...} from grader.judging.outcomes
+STOP = "grader_stop"  # {"status": "not_measured" | "not_attempted", "reason": ..., "cause": ...}: grader.judging.outcomes
 ALSO = "grader_also"  # [criterion, status, detail]: a criterion a test decides besides its own (grader.plugins.guards)
 DATA = "grader_data"  # a JSON object of figures the HTML report draws (grader.report.figures), one per test
 FLAKY_LINE_CHARS = 400  # of each failure Hypothesis saw on a replayed input, quoted in the verdict
@@ -46,6 +47,7 @@ class TestResult:
     details: list[str] = field(default_factory=list)
     value: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    cause: str = DEVICE  # of a not_measured status: this machine cannot decide it, or the grader itself failed
 
 
 @dataclass(eq=False)
@@ -81,12 +83,12 @@ class GraderSession:
                             r.value = None
         if report.when != "call" and not report.failed and not report.skipped:
             return
-        status, message = _status_of(report)
+        status, message, cause = _status_of(report)
         details = [v for k, v in report.user_properties if k == DETAIL]
         value = next((v for k, v in report.user_properties if k == VALUE), None)
         data = merge_data([json.loads(v) for k, v in report.user_properties if k == DATA])
         self.results.setdefault((letter, name), []).append(
-            TestResult(report.nodeid, status, message, details, value, data))
+            TestResult(report.nodeid, status, message, details, value, data, cause))
 
     def _record_also(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
@@ -105,7 +107,8 @@ class GraderSession:
         for status in ("failed", "not_attempted", "not_measured"):
             hits = [r for r in results if r.status == status]
             if hits:
-                return Outcome(status, _first_value(results), _join_details(hits))
+                return Outcome(status, _first_value(results), _join_details(hits),
+                               grader_failure=any(r.cause == GRADER for r in hits))
         return Outcome("passed", _first_value(results), _join_details(results))
 
     def data(self, puzzle: str, criterion: str) -> dict[str, Any]:
@@ -139,16 +142,17 @@ def _join_details(results: list[TestResult]) -> str:
     return "\n".join(parts)
 
 
-def _status_of(report: pytest.TestReport) -> tuple[str, str]:
+def _status_of(report: pytest.TestReport) -> tuple[str, str, str]:
+    """(status, message, cause) of a criterion test's report; cause as `grader.judging.outcomes` names it."""
     if report.passed:
-        return "passed", ""
+        return "passed", "", DEVICE
     if report.skipped:
         stop = next((json.loads(v) for k, v in report.user_properties if k == STOP), None)
         if stop is not None:
-            return stop["status"], stop["reason"]
+            return stop["status"], stop["reason"], stop.get("cause", DEVICE)
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return "not_measured", f"skipped: {reason.removeprefix('Skipped: ')}"
-    return "failed", _failure_message(report)
+        return "not_measured", f"skipped: {reason.removeprefix('Skipped: ')}", DEVICE
+    return "failed", _failure_message(report), DEVICE
 
 
 def replayed_failures(error: BaseException) -> list[str]:

@@ -75,6 +75,7 @@ class Outcome:
     status: Status
     value: float | None = None
     detail: str = ""
+    grader_failure: bool = False  # not measured because the grader's own work failed (the grading is incomplete)
 
 
 @dataclass
@@ -91,6 +92,18 @@ class Score:
     notes: list[str] = field(default_factory=list)
     gates_failed: list[str] = field(default_factory=list)  # gate criteria that failed: the puzzle scores 0
     gates_unsettled: list[str] = field(default_factory=list)  # gates neither passed nor failed (not run, not measured)
+    grader_failures: list[str] = field(default_factory=list)  # criteria not measured because the grader failed
+
+    @property
+    def complete(self) -> bool:
+        """Whether the grading decided this puzzle: every gate settled and no criterion lost to the grader's own
+        failure (criteria that this machine cannot decide leave it complete, and provisional)."""
+        return not self.attempted or (not self.gates_unsettled and not self.grader_failures)
+
+    @property
+    def verdict(self) -> bool | None:
+        """The gates' verdict: True (passed), False (one failed), None (not settled: not run or not measured)."""
+        return False if self.gates_failed else None if self.gates_unsettled or not self.attempted else True
 
 
 def _is(c: str) -> Condition:
@@ -122,7 +135,9 @@ def score(puzzle: Puzzle, outcomes: dict[str, Outcome]) -> Score:
     failed = [g for g, status in gates.items() if status == "failed"]
     unsettled = [g for g, status in gates.items() if status not in ("passed", "failed")]
     result = Score(0, puzzle.max_points, correct=attempted and not failed and not unsettled, attempted=attempted,
-                   provisional=False, gates_failed=failed, gates_unsettled=unsettled)
+                   provisional=attempted and not failed and bool(unsettled), gates_failed=failed,
+                   gates_unsettled=unsettled,
+                   grader_failures=[name for name, o in outcomes.items() if o.grader_failure])
     if not result.correct:
         return result
     points = 0

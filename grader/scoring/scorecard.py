@@ -11,6 +11,9 @@ from typing import Any
 from grader.scoring.rubric import PUZZLES, Outcome, Score
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "not_measured": "n/m ", "not_attempted": "--  "}
+# A grading's exit status when it could not decide (a gate not measured, or the grader failed in its own work):
+# distinct from pytest's own codes (0-5), so CI tells an incomplete grading from a failing one.
+INCOMPLETE_EXIT_STATUS = 6
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -29,6 +32,15 @@ class PuzzleCard:
     tests: dict[str, list[str]] = field(default_factory=dict)
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # per criterion, the figures its tests recorded
 
+    def incomplete_reasons(self) -> list[str]:
+        """Why this puzzle's grading is incomplete: each unsettled gate and each criterion the grader's own failure
+        left unmeasured, with its reason ([] when complete)."""
+        s = self.score
+        return ([f"gate {g} not decided: {self.outcomes[g].detail.splitlines()[0] if g in self.outcomes and self.outcomes[g].detail else 'not run'}"
+                 for g in s.gates_unsettled]
+                + [f"{name}: {self.outcomes[name].detail.splitlines()[0] if self.outcomes[name].detail else 'not measured'}"
+                   for name in s.grader_failures if name not in s.gates_unsettled])
+
     def as_json(self) -> dict[str, Any]:
         """The JSON shape documented in the README."""
         s = self.score
@@ -36,13 +48,16 @@ class PuzzleCard:
             "title": PUZZLES[self.letter].title,
             "score": s.points,
             "max": s.max_points,
-            "correct": s.correct,
+            "correct": s.verdict,
             "attempted": s.attempted,
             "provisional": s.provisional,
+            "complete": s.complete,
+            "incomplete": self.incomplete_reasons(),
             "notes": s.notes,
             "criteria": {
                 name: {
                     "status": o.status,
+                    "grader_failure": o.grader_failure,
                     "points": s.per_criterion.get(name, 0),
                     "value": o.value,
                     "detail": o.detail,
@@ -54,6 +69,13 @@ class PuzzleCard:
         }
 
 
+def score_cell(p: dict[str, Any]) -> str:
+    """A puzzle's leaderboard cell from its card JSON: `score/max`, ✗ when a gate failed, ? when the grading was
+    incomplete (a gate not settled, or the grader failed), * when provisional."""
+    mark = " ✗" if p["correct"] is False else " ?" if p["correct"] is None or not p.get("complete", True) else ""
+    return f"{p['score']}/{p['max']}{mark}" + ("*" if p["provisional"] else "")
+
+
 def scorecard_json(*, submission: str, grader_seed: int, hypothesis_profile: str | None,
                    environment: dict[str, object] | None, reproduce: str | dict[str, str],
                    puzzles: dict[str, dict[str, Any]], box: dict[str, str] | None, **extra: Any) -> dict[str, Any]:
@@ -63,7 +85,8 @@ def scorecard_json(*, submission: str, grader_seed: int, hypothesis_profile: str
     (`grader.box.sandbox.BoxInfo.as_json`, None when unknown)."""
     return {"submission": submission, "grader_seed": grader_seed, "hypothesis_profile": hypothesis_profile,
             "environment": environment, "reproduce": reproduce, "box": box,
-            "provisional": any(p["provisional"] for p in puzzles.values()), "puzzles": puzzles, **extra}
+            "provisional": any(p["provisional"] for p in puzzles.values()),
+            "complete": all(p.get("complete", True) for p in puzzles.values()), "puzzles": puzzles, **extra}
 
 
 @dataclass
@@ -103,9 +126,13 @@ class Scorecard:
                 out.append(head + "not attempted")
                 continue
             verdict = f"{s.points}/{s.max_points}"
-            if not s.correct:
-                verdict += (f"  (gate failed: {', '.join(s.gates_failed)}; the puzzle scores 0)" if s.gates_failed else
-                            f"  (gate not passed here: {', '.join(s.gates_unsettled)} not run or not measured; no score)")
+            if s.gates_failed:
+                verdict += f"  (gate failed: {', '.join(s.gates_failed)}; the puzzle scores 0)"
+            elif s.gates_unsettled:
+                verdict += (f"  INCOMPLETE, provisional (gate not decided here: {', '.join(s.gates_unsettled)} not run "
+                            f"or not measured; no score)")
+            elif s.grader_failures:
+                verdict += f"  INCOMPLETE (the grader failed in its own work: {', '.join(s.grader_failures)})"
             elif s.provisional:
                 verdict += "  (provisional: some criteria were not measured on this machine)"
             out.append(head + verdict)
@@ -153,7 +180,7 @@ def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
             if p is None or not p["attempted"]:
                 cells.append("—")
             else:
-                cell = f"{p['score']}/{p['max']}" + ("" if p["correct"] else " ✗") + ("*" if p["provisional"] else "")
+                cell = score_cell(p)
                 crit = p["criteria"].values()
                 cell += f" [{sum(c['status'] == 'passed' for c in crit)}/{len(crit)}]"
                 speed = p["criteria"].get("speedup", {}).get("value")
@@ -161,6 +188,7 @@ def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
         total = sum(p["score"] for p in c["puzzles"].values())
         rows.append(f"| {c.get('name', c['submission'])} | " + " | ".join(cells) + f" | {total} |")
     rows.append("")
-    rows.append("✗: a gate (correctness) failed; *: provisional, some criteria not measured on that machine; "
+    rows.append("✗: a gate (correctness) failed; ?: grading incomplete (a gate not decided, or the grader failed "
+                "in its own work); *: provisional, some criteria not measured on that machine; "
                 "[p/n]: criteria passed of those graded; (x×): speedup.")
     return "\n".join(rows) + "\n"
