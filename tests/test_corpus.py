@@ -18,9 +18,10 @@ def _submission(case: expectations.Case) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_submission_gets_its_expected_verdicts(pytester, case):
+def test_submission_gets_its_expected_verdicts(pytester, monkeypatch, case):
     if case.only == "gpu":
         pytest.skip("a GPU fault: graded on a GPU only, by scripts/gpu_verdicts.py")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # a case's `-p tests.faults.NAME` plugin is imported from the checkout
     card = grade(pytester, _submission(case), puzzles=(case.puzzle,), criteria=case.qualified_criteria(),
                  extra=case.args)
     problems = expectations.mismatches(card, case, exit_code=card["exit_code"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.judging.outcomes import GRADER, out_of_memory
+from grader.judging.outcomes import GRADER
 from grader.plugins.grading import exit_status
 from grader.scoring.results import GraderSession, TestResult
 from grader.scoring.rubric import PUZZLES, Outcome, score
@@ -67,9 +67,16 @@ def test_a_graders_failure_folds_into_its_criterions_outcome():
     assert s.outcome("C", "mlp_compiled").grader_failure is False
 
 
-def test_out_of_memory_errors_are_recognised_by_type():
+def test_out_of_memory_errors_are_recognised_by_type_and_the_failed_allocation_read():
     import torch
+
+    from grader.measure.memory import out_of_memory, requested_bytes
 
     assert out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB"))
     assert out_of_memory(MemoryError())
     assert not out_of_memory(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert requested_bytes(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1024.00 MiB. GPU 0 has a "
+                                                  "total capacity of 79.19 GiB")) == 2**30
+    assert requested_bytes(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 4096 bytes.")) \
+        == 4096
+    assert requested_bytes(MemoryError()) == 0

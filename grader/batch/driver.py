@@ -12,8 +12,8 @@ and grades everything else. Each submission's scorecard is always written (`OUT/
 then `OUT/leaderboard.json`, `OUT/leaderboard.md` and `OUT/leaderboard.html` (with a page per submission,
 `OUT/scorecards/NAME.html`). All workers share one grader seed.
 
-On a host with GPUs, each of the `--jobs` slots is bound to one GPU through CUDA_VISIBLE_DEVICES (by
-default one slot per GPU). `--ray` runs the same workers as Ray tasks on a cluster instead (grader.batch.cluster).
+On a host with GPUs, each worker is bound to one GPU through CUDA_VISIBLE_DEVICES, and as many share a GPU as its
+memory holds by each puzzle's measured footprint (grader.batch.packing), at most `--jobs` on the host. `--ray` runs the same workers as Ray tasks on a cluster instead (grader.batch.cluster).
 `--merge` joins the output directories of several runs (other machines, say) into one leaderboard.
 """
 
@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.batch.packing import GpuPacker, run_packed
 from grader.batch.worker import Job, WorkerResult, failed_card, plan, progress_line, run_worker, worker_command
 from grader.judging.profiles import DEFAULT_PROFILE
 from grader.report.pages import write_leaderboard_pages
@@ -107,7 +108,8 @@ def submission_card(spec: str, name: str, seed: int, results: list[WorkerResult]
             args = worker_command(r.job, seed, r.log.with_suffix(".json"), pytest_args)[3:]
             reproduce[letter] = reproduce_command(args, seed, asked)
         workers[letter] = {"exit_code": r.exit_code, "seconds": round(r.seconds, 1), "reason": r.reason,
-                           "log": str(r.log)}
+                           "log": str(r.log), "side_by_side": r.side_by_side,
+                           "resources": (r.card or {}).get("resources")}
     return scorecard_json(submission=spec, grader_seed=seed, hypothesis_profile=profile, environment=environment,
                           reproduce=reproduce, puzzles=puzzles, box=box, name=name, workers=workers)
 
@@ -122,25 +124,34 @@ def write_leaderboard(cards: list[dict[str, Any]], out: Path) -> None:
 
 
 def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: float, seed: int, out: Path,
-              pytest_args: Sequence[str]) -> list[WorkerResult]:
-    """Run every worker on this host, `jobs` at a time (each slot bound to one of `gpus`), printing progress."""
-    slots: queue.Queue[str | None] = queue.Queue()
-    for i in range(jobs):
-        slots.put(gpus[i % len(gpus)] if gpus else None)
+              pytest_args: Sequence[str], packer: GpuPacker | None = None) -> list[WorkerResult]:
+    """Run every worker on this host, printing progress: on GPUs, as many at once as their memory holds by each
+    puzzle's measured footprint (`grader.batch.packing`), at most `jobs`; without GPUs, `jobs` at a time."""
+    if gpus and packer is None:
+        packer = GpuPacker(list(gpus), jobs=jobs)
+    slots: queue.Queue[None] = queue.Queue()
+    for _ in range(jobs):
+        slots.put(None)
     lock = threading.Lock()
     done: list[WorkerResult] = []
-    print(f"grader.batch: {plan(work)} = {len(work)} workers, {jobs} at a time"
-          f"{' on GPUs ' + ','.join(gpus) if gpus else ''}; grader seed {seed}; output in {out}", flush=True)
+    how = f"by memory on GPUs {','.join(gpus)}, at most {jobs} at a time" if gpus else f"{jobs} at a time"
+    print(f"grader.batch: {plan(work)} = {len(work)} workers, {how}; grader seed {seed}; output in {out}", flush=True)
+
+    def on(job: Job, gpu: str | None) -> WorkerResult:
+        with lock:
+            print(f"[start] {job.name} puzzle {job.puzzle}" + (f" on GPU {gpu}" if gpu is not None else ""), flush=True)
+        return run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, gpu)
 
     def run(job: Job) -> WorkerResult:
-        gpu = slots.get()
-        try:
-            with lock:
-                print(f"[start] {job.name} puzzle {job.puzzle}" + (f" on GPU {gpu}" if gpu is not None else ""),
-                      flush=True)
-            result = run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, gpu)
-        finally:
-            slots.put(gpu)
+        if packer is None:
+            slots.get()
+            try:
+                result = on(job, None)
+            finally:
+                slots.put(None)
+        else:
+            result, placement = run_packed(packer, job.puzzle, lambda gpu: on(job, gpu), lambda r: r.card)
+            result.side_by_side = placement.side_by_side
         with lock:
             done.append(result)
             print(progress_line(len(done), len(work), result), flush=True)
@@ -213,8 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "directories of submissions")
     parser.add_argument("--merge", nargs="+", metavar="DIR", help="merge the scorecards of earlier runs' --out "
                         "directories into one leaderboard (no grading)")
-    parser.add_argument("--jobs", "-j", type=int, default=None, help="workers at a time (default: one per GPU, "
-                        "else 1)")
+    parser.add_argument("--jobs", "-j", type=int, default=None, help="workers at a time at most (default: 4 per "
+                        "GPU, else 1); on GPUs each puzzle's measured memory footprint decides how many share one")
     parser.add_argument("--gpus", default=None, help="auto (CUDA_VISIBLE_DEVICES or nvidia-smi; the default), "
                         "none, or ids like 0,1")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help="run each worker as "
@@ -258,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   pytest_args=pytest_args, ray=args.ray)
         return 0
     gpus = ([] if args.gpus == "none" else detect_gpus() if args.gpus in (None, "auto") else args.gpus.split(","))
-    jobs = args.jobs or max(1, len(gpus))
+    jobs = args.jobs or (4 * len(gpus) if gpus else 1)  # on GPUs an upper bound: memory decides below it
     grade_all(specs, puzzles=puzzles, jobs=jobs, gpus=gpus, timeout=args.timeout_per_puzzle, seed=seed, out=out,
               pytest_args=pytest_args)
     return 0

@@ -42,6 +42,7 @@ class WorkerResult:
     seconds: float
     reason: str | None
     log: Path
+    side_by_side: int | None = None  # the most gradings that shared its GPU while it ran (itself included)
 
 
 def worker_command(job: Job, seed: int, score_json: Path, pytest_args: Sequence[str]) -> list[str]:
@@ -120,7 +121,8 @@ def progress_line(done: int, total: int, r: WorkerResult) -> str:
         verdict = (f"{p['score']}/{p['max']}, {sum(c['status'] == 'passed' for c in crit)}/{len(crit)} criteria passed"
                    + {False: ", gate failed", None: ", incomplete: gate not decided"}.get(p["correct"], "")
                    + ("" if p.get("complete", True) or p["correct"] is None else ", incomplete: the grader failed"))
-    return f"[{done}/{total}] {r.job.name} puzzle {r.job.puzzle}: {verdict} ({r.seconds:.0f} s)"
+    shared = f", {r.side_by_side} side by side on its GPU" if r.side_by_side else ""
+    return f"[{done}/{total}] {r.job.name} puzzle {r.job.puzzle}: {verdict} ({r.seconds:.0f} s{shared})"
 
 
 def plan(work: Sequence[Job]) -> str:

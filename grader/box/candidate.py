@@ -22,8 +22,9 @@ class BoxedSubmission:
     """A submission spec and its boxes, one per puzzle, started on first use."""
 
     def __init__(self, spec: str, *, root: Path, device: str, info: BoxInfo,
-                 progress: Callable[[str], None] | None) -> None:
+                 progress: Callable[[str], None] | None, hidden: list[Path] = ()) -> None:
         self.spec, self.root, self.device, self.info, self.progress = spec, root, device, info, progress
+        self.hidden = list(hidden)  # the judge's own directories, which no box may see
         self._boxes: dict[str, Box] = {}
 
     @property
@@ -35,8 +36,13 @@ class BoxedSubmission:
         """The puzzle's box (its runner starts on first use)."""
         if puzzle not in self._boxes:
             self._boxes[puzzle] = Box(puzzle=puzzle, spec=self.spec, root=self.root, device=self.device,
-                                      info=self.info, progress=self.progress)
+                                      info=self.info, progress=self.progress, hidden=self.hidden)
         return self._boxes[puzzle]
+
+    def peak_bytes(self) -> int | None:
+        """The most GPU memory one of its boxes reserved, as the boxes reported it (None on a CPU)."""
+        peaks = [b.peak_bytes for b in self._boxes.values() if b.peak_bytes is not None]
+        return max(peaks) if peaks else None
 
     def close(self) -> None:
         """End every runner."""

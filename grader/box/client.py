@@ -88,10 +88,12 @@ class Box:
     """One puzzle's runner, as the judge sees it."""
 
     def __init__(self, *, puzzle: str, spec: str, root: Path, device: str, info: sandbox.BoxInfo,
-                 progress: Callable[[str], None] | None) -> None:
+                 progress: Callable[[str], None] | None, hidden: list[Path] = ()) -> None:
         self.puzzle, self.spec, self.root, self.device, self.info, self.progress = \
             puzzle, spec, root, device, info, progress
+        self.hidden = list(hidden)  # directories of the judge's that the runner must not see (an empty tmpfs there)
         self._process: _Process | None = None
+        self.peak_bytes: int | None = None  # the most GPU memory any of its runners reserved (their own reports)
         self.crashes: list[str] = []
         self.hello: dict[str, Any] | None = None
         self.calls = 0
@@ -112,7 +114,7 @@ class Box:
         spec_path = Path(self.spec) if Path(self.spec).is_absolute() else self.root / self.spec
         readable = sandbox.readable_paths([*sys.path, spec_path, self.root, GRADER_HOME, sys.prefix,
                                            sys.base_prefix, Path(sys.executable).parent])
-        cmd = sandbox.command(self.info, argv, exchange=exchange, readable=readable)
+        cmd = sandbox.command(self.info, argv, exchange=exchange, readable=readable, hidden=self.hidden)
         env = dict(os.environ)
         private = "/tmp" if self.info.boxed else str(exchange)
         env.update(HOME=private, TMPDIR=private, TRITON_CACHE_DIR=f"{private}/triton",
@@ -221,6 +223,8 @@ class Box:
                 raise wire.ProtocolError(f"the reply is a {type(reply).__name__}, not a dict")
         except wire.ProtocolError as exc:
             self._stopped(process, f"the submission's process broke the grader's protocol during {what}: {exc}")
+        if isinstance(reply.get("peak_bytes"), int):
+            self.peak_bytes = max(self.peak_bytes or 0, reply["peak_bytes"])
         state = reply.get("state")
         if isinstance(state, dict):
             reports.record(self.puzzle, {k: [str(x) for x in state.get(k, [])] for k in ("changed", "tampered")})

@@ -74,6 +74,7 @@ def _serve(exchange: Path, infile: BinaryIO, outfile: BinaryIO, ctx: Any, watch:
         if ctx.device.type == "cuda" and torch.cuda.is_initialized():
             try:
                 torch.cuda.synchronize()
+                reply["peak_bytes"] = torch.cuda.max_memory_reserved()  # this process's own peak on the GPU so far
                 torch.cuda.empty_cache()  # what the submission's allocations left cached goes back, for the judge
             except RuntimeError as exc:  # a sticky CUDA error (an illegal address): this process cannot go on
                 reply["poisoned"] = str(exc).splitlines()[0][:300]

@@ -59,8 +59,9 @@ def _device_nodes() -> list[str]:
     return sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/dri/*"))
 
 
-def _bwrap_args(exchange: Path, readable: list[Path]) -> list[str]:
-    """bubblewrap's options: namespaces, a read-only root, private /tmp, the exchange directory, GPU nodes."""
+def _bwrap_args(exchange: Path, readable: list[Path], hidden: list[Path] = ()) -> list[str]:
+    """bubblewrap's options: namespaces, a read-only root, private /tmp, the exchange directory, GPU nodes, and an
+    empty tmpfs over each `hidden` directory (the judge's own, which the box must neither read nor write)."""
     args = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for node in _device_nodes():
@@ -69,6 +70,9 @@ def _bwrap_args(exchange: Path, readable: list[Path]) -> list[str]:
     # submission in a temporary directory), read-only; then the exchange directory, writable.
     for path in readable:
         args += ["--ro-bind", str(path), str(path)]
+    for path in hidden:
+        if path.exists() and not _hidden(path):  # under /tmp the private /tmp already hides it
+            args += ["--tmpfs", str(path.resolve())]
     args += ["--bind", str(exchange), str(exchange), "--chdir", str(exchange)]
     return args
 
@@ -95,11 +99,13 @@ def readable_paths(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def command(info: BoxInfo, argv: list[str], *, exchange: Path, readable: list[Path]) -> list[str]:
-    """The command line that runs `argv` in the box `info` describes (unchanged without one)."""
+def command(info: BoxInfo, argv: list[str], *, exchange: Path, readable: list[Path],
+            hidden: list[Path] = ()) -> list[str]:
+    """The command line that runs `argv` in the box `info` describes (unchanged without one); `hidden` directories
+    are covered by an empty tmpfs inside it."""
     if not info.boxed:
         return argv
-    return [shutil.which("bwrap") or "bwrap", *_bwrap_args(exchange, readable), *argv]
+    return [shutil.which("bwrap") or "bwrap", *_bwrap_args(exchange, readable, hidden), *argv]
 
 
 @functools.lru_cache(maxsize=None)

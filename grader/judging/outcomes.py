@@ -46,12 +46,6 @@ def not_attempted(reason: str) -> NoReturn:
     _stop("not_attempted", reason)
 
 
-def out_of_memory(error: BaseException) -> bool:
-    """Whether `error` is an out-of-memory error: torch's (CUDA or CPU allocator) or Python's MemoryError."""
-    return isinstance(error, MemoryError) or any(
-        cls.__name__ == "OutOfMemoryError" and cls.__module__.startswith("torch") for cls in type(error).__mro__)
-
-
 def judge_out_of_memory_reason(error: BaseException, where: str) -> str:
     """Why a grading is incomplete when the judge's own work (`where`) ran out of memory: what was free, and what
     to do. Called in the judge only, where every submission call goes through its box (whose errors arrive as

@@ -110,3 +110,34 @@ def cuda_peak(setup: Callable[[], S], run: Callable[[S], object]) -> MemoryPeak:
     retained = torch.cuda.memory_allocated() - base
     del state
     return MemoryPeak(peak, retained, CUDA_METHOD)
+
+
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def process_peak_bytes(device: torch.device) -> int:
+    """This process's own peak memory on `device`: its CUDA allocator's peak reserved bytes (what it held of the
+    GPU, cached blocks included; the CUDA context itself not counted), or on a CPU its peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_reserved(device)
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def requested_bytes(error: BaseException) -> int:
+    """The allocation an out-of-memory error says failed ("Tried to allocate 1.00 GiB", torch's CUDA wording;
+    "you tried to allocate N bytes", its CPU allocator's), else 0."""
+    import re
+
+    text = str(error)
+    found = re.search(r"Tried to allocate ([\d.]+) (B|KiB|MiB|GiB|TiB)", text)
+    if found:
+        return int(float(found.group(1)) * _UNITS[found.group(2)])
+    found = re.search(r"tried to allocate (\d+) bytes", text)
+    return int(found.group(1)) if found else 0
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an out-of-memory error: torch's (its CUDA or CPU allocator's) or Python's MemoryError."""
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError))

@@ -23,7 +23,7 @@ from hypothesis.errors import FlakyFailure
 
 from grader.box.submission import DEFAULT_SUBMISSION
 from grader.judging import profiles
-from grader.judging.outcomes import GRADER, STOP_ATTRIBUTE, judge_out_of_memory_reason, out_of_memory
+from grader.judging.outcomes import GRADER, STOP_ATTRIBUTE, judge_out_of_memory_reason
 from grader.judging.progress import Progress
 from grader.judging.shrinking import ShrinkBudget
 from grader.plugins import benchmark_relay
@@ -56,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "status follows scores and gates instead of individual failed criteria")
     group.addoption("--grader-seed", type=int, default=None, metavar="N",
                     help="seed for every input the grader draws (Hypothesis included); default: random, printed")
+    group.addoption("--oracle-store", default=None, metavar="DIR|none",
+                    help="where the judge keeps what it computes once for every grading with the same seed, device "
+                         "and versions (puzzle C's eager oracle and noise floor), hidden from every box (default: "
+                         "$GRADER_ORACLE_STORE, else ~/.cache/unsloth-puzzle-grader/c-oracles; none: compute afresh). "
+                         "Used only when the submission runs in bubblewrap")
     group.addoption("--box", default="auto", choices=("auto", "bwrap", "none"),
                     help="the sandbox around the submission's process: bubblewrap where it runs (auto, the default; "
                          "the scorecard says when it could not), bubblewrap or refuse to grade (bwrap), or a plain "
@@ -180,7 +185,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete."""
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
-    if report.failed and error is not None and criterion_of(item) is not None and out_of_memory(error):
+    if report.failed and error is not None and criterion_of(item) is not None and _out_of_memory(error):
         reason = judge_out_of_memory_reason(error, f"{item.name}, {call.when}")
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: not measured: {reason}")
@@ -199,12 +204,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    """`grader.measure.memory.out_of_memory`, imported only once a test failed (it imports torch)."""
+    if isinstance(error, MemoryError):
+        return True
+    if "torch" not in sys.modules:
+        return False
+    from grader.measure.memory import out_of_memory
+
+    return out_of_memory(error)
+
+
+RESOURCES_OUTPUT = "grader_resources"  # a pytest-xdist worker's measured GPU memory, in its `workeroutput`
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if is_xdist_worker(config):
-        return
     state = config.stash[STASH]
+    if state.grading:
+        state.record_peak("judge", _judge_peak_bytes())
+    if is_xdist_worker(config):
+        config.workeroutput[RESOURCES_OUTPUT] = json.dumps(state.resources)
+        return
     if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED) or config.option.collectonly:
         return
     card = state.scorecard = build_scorecard(state, config)
@@ -227,6 +249,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return
     session.exitstatus = exit_status(card, state.min_scores, criterion_failed=exitstatus == pytest.ExitCode.TESTS_FAILED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The GPU memory a pytest-xdist worker measured (`RESOURCES_OUTPUT`), kept by the controller for the scorecard."""
+    state = node.config.stash.get(STASH, None)
+    measured = getattr(node, "workeroutput", {}).get(RESOURCES_OUTPUT)
+    if state is not None and measured:
+        for name, nbytes in json.loads(measured).items():
+            state.record_peak(name, nbytes)
+
+
+def _judge_peak_bytes() -> int | None:
+    """The GPU memory this process (the judge) reserved at its peak, or None where it used no GPU."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_reserved()
 
 
 def exit_status(card: Any, min_scores: dict[str, int], *, criterion_failed: bool) -> int:
@@ -319,16 +359,48 @@ def device() -> Any:
 
 
 @pytest.fixture(scope="session")
-def submission(pytestconfig: pytest.Config, device: Any, progress: Progress) -> Iterator[Any]:
+def oracle_store(pytestconfig: pytest.Config, progress: Progress) -> Path | None:
+    """The directory of the judge's oracle store (`--oracle-store`), or None: turned off, or the submission runs
+    unboxed (it could then read the oracle's gradients and hand them back, or rewrite them)."""
+    from grader.puzzle_c.oracle_store import default_directory
+
+    asked = pytestconfig.getoption("oracle_store")
+    if asked == "none":
+        return None
+    state = pytestconfig.stash[STASH]
+    if state.box is None or not state.box.boxed:
+        progress.line("the oracle store is not used: the submission runs unboxed and could read it")
+        return None
+    directory = Path(asked).expanduser().resolve() if asked else default_directory().resolve()
+    here = Path(pytestconfig.invocation_params.dir).resolve()
+    if directory == here or directory in here.parents or directory in GRADER_DIR.parents:
+        raise pytest.UsageError(f"--oracle-store {directory}: holds the checkout or the grader, which every box must "
+                                "read; name a directory of its own")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # before any box starts: each hides it
+    return directory
+
+
+@pytest.fixture(scope="session")
+def submission(pytestconfig: pytest.Config, device: Any, progress: Progress,
+               oracle_store: Path | None) -> Iterator[Any]:
     """The submission under grade (`grader.box.candidate.BoxedSubmission`): never imported here; each puzzle's calls run
-    in its own box (`grader.box`)."""
+    in its own box (`grader.box`), where the judge's own store is hidden."""
     from grader.box.candidate import BoxedSubmission
 
     state = pytestconfig.stash[STASH]
     boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
-                            info=state.box, progress=progress.line)
+                            info=state.box, progress=progress.line,
+                            hidden=[oracle_store] if oracle_store is not None else [])
     yield boxed
+    state.record_peak("box", boxed.peak_bytes())
     boxed.close()
+
+
+@pytest.fixture(scope="session")
+def record_peak(pytestconfig: pytest.Config) -> Callable[[str, int | None], None]:
+    """`record_peak(name, nbytes)`: GPU memory a part of the grading held at its peak, for the scorecard's
+    `resources` (`grader.batch` packs gradings on a GPU by it)."""
+    return pytestconfig.stash[STASH].record_peak
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,12 @@ tests read slices of the `CRun` they leave."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from grader.judging.outcomes import grader_failed
 from grader.plugins.runtime import criterion_of
 from grader.puzzle_c.run import CRun, execute
 
@@ -32,8 +34,17 @@ def _c_state() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def c_run(request: pytest.FixtureRequest, compile_qlora: Any, device: Any, grader_seed: int, progress: Any,
-          _c_state: None) -> CRun:
-    """The oracle and noise-floor runs (if `C.correct` is selected) and the run through `compile_qlora` in its box."""
-    return execute(compile_qlora, device=device, seed=grader_seed, progress=progress,
-                   oracle=_selected(request.session, "correct"),
-                   probe_part_a=_selected(request.session, "use_part_A"))
+          oracle_store: Path | None, record_peak: Any, _c_state: None) -> CRun:
+    """The oracle and noise-floor runs (if `C.correct` is selected; from the oracle store when it holds them) and
+    the run through `compile_qlora` in its box. A box starved of memory by another process stops every C test as
+    not measured (`grader.judging.outcomes.grader_failed`): the grading is incomplete, not the submission's."""
+    from grader.puzzle_c.oracle_store import OracleStore
+
+    run = execute(compile_qlora, device=device, seed=grader_seed, progress=progress,
+                  oracle=_selected(request.session, "correct"),
+                  probe_part_a=_selected(request.session, "use_part_A"),
+                  store=OracleStore(oracle_store) if oracle_store is not None else None)
+    record_peak("one_off", run.one_off_peak_bytes)
+    if run.starved:
+        grader_failed(run.starved)
+    return run

@@ -19,6 +19,7 @@ from grader.box.tasks import Context, task
 from grader.llama import ModelSpec
 from grader.measure import dynamo
 from grader.measure.dynamo import ops_traced
+from grader.measure.memory import out_of_memory, process_peak_bytes, requested_bytes
 from grader.puzzle_c import training
 from grader.puzzle_c.builders import Schedule, build_qlora_model
 
@@ -28,9 +29,17 @@ def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype
           follow: list[dict[str, torch.Tensor]] | None, keep: bool, probe_part_a: bool) -> dict[str, Any]:
     """Compile and train; returns the run's record, the trainable names, dynamo's report, the A probe and the error."""
     device = ctx.device
-    model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
+    out: dict[str, Any] = {"names": None, "error": None, "part_a_ops": None, "part_a_error": None, "dynamo": None,
+                           "out_of_memory": None, "record": training.TrainRecord(), "peak_bytes": None}
+    try:
+        model = build_qlora_model(spec, dtype=dtype, device=device, seed=seed)
+    except Exception as exc:  # the grader's own model: only running out of memory (another process's doing) is told
+        if not out_of_memory(exc):
+            raise
+        out["error"] = f"building the grader's model in the box: {type(exc).__name__}: {str(exc)[:500]}"
+        out["out_of_memory"] = _memory_report(exc, device)
+        return out
     names = training.canonical_names(model)
-    out: dict[str, Any] = {"names": None, "error": None, "part_a_ops": None, "part_a_error": None, "dynamo": None}
     if probe_part_a:
         out.update(_probe_part_a(ctx, model))
     torch._dynamo.reset()
@@ -55,11 +64,22 @@ def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype
     except Exception as exc:  # judged by every test, not raised here
         where = _innermost(exc, ctx.submission.files)
         out["error"] = f"{type(exc).__name__}: {str(exc)[:1500]} ({where})"
+        if out_of_memory(exc):  # whose it is, the judge decides from what this process itself held
+            out["out_of_memory"] = _memory_report(exc, device)
         hits = out["dynamo"].recompile_limit_hits if out["dynamo"] else []
         if hits:
             out["error"] += "\n" + "\n".join(" ".join(line.strip() for line in h.splitlines()[:3]) for h in hits)
     out["record"] = record
+    out["peak_bytes"] = process_peak_bytes(device) if device.type == "cuda" else None
     return out
+
+
+def _memory_report(exc: BaseException, device: torch.device) -> dict[str, int | None]:
+    """What this process held when `exc` (an out-of-memory error) was raised, for the judge to decide whose it was
+    (`grader.puzzle_c.run.BoxOutOfMemory`)."""
+    free, total = torch.cuda.mem_get_info(device) if device.type == "cuda" else (None, None)
+    return {"own_peak_bytes": process_peak_bytes(device), "requested_bytes": requested_bytes(exc),
+            "free_bytes": free, "total_bytes": total}
 
 
 def _innermost(exc: BaseException, submission_files: tuple[str, ...]) -> str:

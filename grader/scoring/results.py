@@ -65,6 +65,14 @@ class GraderSession:
     scorecard: Scorecard | None = None
     report_error: str | None = None  # why --report-html could not be written (the run then fails)
     box: BoxInfo | None = None  # the sandbox the submission runs in (grader.box.sandbox.probe)
+    # GPU memory the grading held, in bytes (the largest seen of each): "judge" (its own work after any one-off),
+    # "box" (the submission's process), "one_off" (work done once per key, as C's oracle, when this run did it)
+    resources: dict[str, int] = field(default_factory=dict)
+
+    def record_peak(self, name: str, nbytes: int | None) -> None:
+        """Keep the largest `nbytes` seen under `name` (None: nothing measured)."""
+        if nbytes is not None:
+            self.resources[name] = max(self.resources.get(name, 0), int(nbytes))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record a criterion test's verdict (on the xdist controller, from the workers' reports)."""
@@ -217,4 +225,4 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
         submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,
         environment=environment.describe(), puzzles=cards,
         reproduce=reproduce_command(config.invocation_params.args, state.seed, profile),
-        box=state.box.as_json() if state.box else None)
+        box=state.box.as_json() if state.box else None, resources=dict(state.resources) or None)

@@ -100,6 +100,8 @@ class Scorecard:
     puzzles: dict[str, PuzzleCard]
     reproduce: str
     box: dict[str, str] | None = None
+    # GPU memory the grading held, bytes by part (grader.scoring.results.GraderSession.resources); None on a CPU
+    resources: dict[str, int] | None = None
     # grader.plugins.benchmark_relay.summary: pytest-benchmark's, with a comparison
     benchmarks: dict[str, Any] | None = None
 
@@ -109,7 +111,8 @@ class Scorecard:
         return scorecard_json(submission=self.submission, grader_seed=self.grader_seed,
                               hypothesis_profile=self.hypothesis_profile, environment=self.environment,
                               reproduce=self.reproduce, puzzles={k: p.as_json() for k, p in self.puzzles.items()},
-                              box=self.box, **({"benchmarks": self.benchmarks} if self.benchmarks else {}))
+                              box=self.box, **({"benchmarks": self.benchmarks} if self.benchmarks else {}),
+                              **({"resources": self.resources} if self.resources else {}))
 
     def write_json(self, path: Path) -> None:
         """Write the scorecard to `path` (parents created)."""
@@ -188,6 +191,11 @@ def leaderboard_markdown(cards: list[dict[str, Any]]) -> str:
         total = sum(p["score"] for p in c["puzzles"].values())
         rows.append(f"| {c.get('name', c['submission'])} | " + " | ".join(cells) + f" | {total} |")
     rows.append("")
+    shared = [w["side_by_side"] for c in cards for w in c.get("workers", {}).values() if w.get("side_by_side")]
+    if shared:
+        rows.append(f"GPU gradings ran up to {max(shared)} side by side on one GPU (each scorecard's workers."
+                    f"side_by_side says how many shared its GPU).")
+        rows.append("")
     rows.append("✗: a gate (correctness) failed; ?: grading incomplete (a gate not decided, or the grader failed "
                 "in its own work); *: provisional, some criteria not measured on that machine; "
                 "[p/n]: criteria passed of those graded; (x×): speedup.")
