@@ -5,6 +5,8 @@ its gradients as they were."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,8 @@ def trained() -> run.CRun:
 
 
 def _same(a: training.TrainRecord, b: training.TrainRecord) -> None:
-    assert a.losses == b.losses and a.micro == b.micro
+    assert a.losses == b.losses
+    assert [(m.step, m.batch, m.length, m.loss) for m in a.micro] == [(m.step, m.batch, m.length, m.loss) for m in b.micro]
     for ours, theirs in zip([*a.step_weights, *a.step_grads], [*b.step_weights, *b.step_grads], strict=True):
         assert ours.keys() == theirs.keys()
         for name in ours:
@@ -79,3 +82,27 @@ def test_the_key_names_every_input_of_the_oracle(trained: run.CRun):
     assert {"seed", "device", "spec", "dtype", "schedule", "versions", "grader", "format"} <= key.keys()
     assert {"torch", "triton", "transformers", "peft", "bitsandbytes"} <= key["versions"].keys()
     assert len(key["grader"]) == 64 and key["seed"] == SEED
+
+
+@pytest.mark.slow
+def test_a_grading_from_the_store_gives_the_verdicts_of_one_that_computed_and_the_box_never_sees_it(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """Grade C's `correct` twice with one store: the reference (the store is empty: it trains and stores the oracle),
+    then a submission that compiles as the reference does but first looks for the store and raises if it finds an
+    oracle there (from the box it finds an empty directory). Same statuses, same noise floor and tolerances."""
+    from tests.verdicts import BROKEN, grade
+
+    store = Path.home() / ".cache" / "unsloth-puzzle-grader" / f"self-test-{os.getpid()}"  # outside /tmp: the box's
+    monkeypatch.setenv("GRADER_ORACLE_STORE", str(store))  # private /tmp would hide it without the store's own mount
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    try:
+        computed = grade(pytester, "solutions", puzzles=("C",), criteria=("C.correct",))
+        assert "training it here" in computed["output"] and list(store.glob("*.pt")), computed["output"][-3000:]
+        loaded = grade(pytester, BROKEN / "x_reads_the_oracle_store.py", puzzles=("C",), criteria=("C.correct",))
+        assert "loaded from the oracle store" in loaded["output"], loaded["output"][-3000:]
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    ours, theirs = (card["puzzles"]["C"]["criteria"]["correct"] for card in (computed, loaded))
+    assert ours["status"] == theirs["status"] == "passed", theirs["detail"]
+    floor = lambda detail: detail.split("; compiled, largest")[0]  # noqa: E731 (the floor and the tolerances)
+    assert floor(ours["detail"]) == floor(theirs["detail"])
