@@ -24,18 +24,12 @@ from grader.batch.grading_command import grading_command
 from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS
 
 SEED = 20261125  # scripts/gpu_verdicts.py's seed: the corpus run before this one stored the oracle for it
-HOG = """
-import sys, time, torch
-free, _ = torch.cuda.mem_get_info()
-hold = torch.empty(free - int(float(sys.argv[1]) * 2**30), dtype=torch.uint8, device="cuda")
-print("holding", hold.numel() / 2**30, "GiB", flush=True)
-time.sleep(3600)
-"""
+HOLD = Path(__file__).with_name("gpu_hold.py")
 
 
 def grade_beside_a_neighbour(name: str, free_gib: float, out: Path, extra: list[str]) -> dict:
     """Grade C's reference on `C.correct` while another process leaves `free_gib` GiB of the GPU free."""
-    hog = subprocess.Popen([sys.executable, "-c", HOG, str(free_gib)], stdout=subprocess.PIPE, text=True)
+    hog = subprocess.Popen([sys.executable, str(HOLD), str(free_gib)], stdout=subprocess.PIPE, text=True)
     try:
         print(f"{name}: neighbour {hog.stdout.readline().strip()}", flush=True)
         score = out / f"{name}.json"

@@ -159,3 +159,19 @@ def test_without_bubblewrap_the_run_says_so_and_refuses_when_a_box_is_required(t
     assert "box: NONE, the submission ran in a plain separate process" in unboxed.stdout, unboxed.stdout[-2000:]
     assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "passed", unboxed.stdout[-2000:]
     assert shutil.which("bwrap"), "this test hides bubblewrap; the others need it"
+
+
+def test_a_hidden_directory_is_covered_even_inside_a_directory_the_box_reads(tmp_path):
+    """The judge's own store under a directory the runner must read (the grading's directory under /tmp, say) is
+    still covered by an empty tmpfs: bubblewrap mounts it after the read-only binds."""
+    from grader.box import sandbox
+
+    readable, store, elsewhere = tmp_path, tmp_path / "store", Path("/tmp") / f"not-read-{tmp_path.name}"
+    store.mkdir()
+    elsewhere.mkdir()
+    try:
+        args = sandbox._bwrap_args(tmp_path / "exchange", [readable], [store, elsewhere])
+    finally:
+        elsewhere.rmdir()
+    assert args[args.index("--tmpfs", args.index(str(readable)))+1] == str(store)
+    assert str(elsewhere) not in args  # under the private /tmp and read by nobody: hidden already

@@ -92,8 +92,9 @@ def test_a_grading_from_the_store_gives_the_verdicts_of_one_that_computed_and_th
     oracle there (from the box it finds an empty directory). Same statuses, same noise floor and tolerances."""
     from tests.verdicts import BROKEN, grade
 
-    store = Path.home() / ".cache" / "unsloth-puzzle-grader" / f"self-test-{os.getpid()}"  # outside /tmp: the box's
-    monkeypatch.setenv("GRADER_ORACLE_STORE", str(store))  # private /tmp would hide it without the store's own mount
+    # pytester's HOME, under the grading's own directory, which the box reads: only the store's own mount hides it
+    store = Path.home() / ".cache" / "unsloth-puzzle-grader" / f"self-test-{os.getpid()}"
+    monkeypatch.setenv("GRADER_ORACLE_STORE", str(store))
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     try:
         computed = grade(pytester, "solutions", puzzles=("C",), criteria=("C.correct",))

@@ -53,9 +53,10 @@ class Footprints:
 
 
 def gpu_memory(gpus: list[str]) -> dict[str, int]:
-    """Each GPU's total memory in bytes (`nvidia-smi`), by id; {} where it cannot be read."""
+    """Each GPU's free memory in bytes when the batch starts (`nvidia-smi`), by id: what other processes already
+    hold on a card is not the batch's to use; {} where it cannot be read."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.free", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return {}

@@ -70,9 +70,11 @@ def _bwrap_args(exchange: Path, readable: list[Path], hidden: list[Path] = ()) -
     # submission in a temporary directory), read-only; then the exchange directory, writable.
     for path in readable:
         args += ["--ro-bind", str(path), str(path)]
-    for path in hidden:
-        if path.exists() and not _hidden(path):  # under /tmp the private /tmp already hides it
-            args += ["--tmpfs", str(path.resolve())]
+    for path in hidden:  # after the binds above: a hidden directory inside a readable one is covered too
+        path = path.resolve()
+        seen = not _hidden(path) or any(r == path or r in path.parents for r in readable)
+        if path.exists() and seen:  # elsewhere under /tmp the private /tmp already hides it
+            args += ["--tmpfs", str(path)]
     args += ["--bind", str(exchange), str(exchange), "--chdir", str(exchange)]
     return args
 
