@@ -33,8 +33,7 @@ def run_candidate(box: Box, X: torch.Tensor, linear: torch.nn.Linear, labels: to
             not_measured(exc.undecidable)
         raise AssertionError(exc.describe() if exc.error["fault"] else
                              f"memory_efficient_linear raised {exc.describe()}") from None
-    log = got["log"]
-    return Result(got["loss"], got["grads"], CallLog(log["rows"], log["linear_out_dtypes"], log["loss_in_dtypes"])), got
+    return Result(got["loss"], got["grads"], CallLog(**got["log"])), got
 
 
 _LOSS_NAMES = {"MeanSquaredError": "MSE", "KLToReference": "KL to a reference", "Composed": "composed",

@@ -27,17 +27,20 @@ def upcast(t: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class CallLog:
-    """What a forward function received: rows per call and the dtypes of the logits on their way to the loss."""
+    """What a forward function received: rows per call, the dtypes of the logits on their way to the loss, and
+    whether autograd recorded the call (its logits require grad; a call it did not record gives no gradient)."""
 
     rows: list[int] = field(default_factory=list)
     linear_out_dtypes: list[torch.dtype] = field(default_factory=list)
     loss_in_dtypes: list[torch.dtype] = field(default_factory=list)
+    logits_require_grad: list[bool] = field(default_factory=list)
 
     def record(self, x: torch.Tensor, logits: torch.Tensor, loss_input: torch.Tensor) -> None:
         """Note one call."""
         self.rows.append(x.reshape(-1, x.shape[-1]).shape[0])
         self.linear_out_dtypes.append(logits.dtype)
         self.loss_in_dtypes.append(loss_input.dtype)
+        self.logits_require_grad.append(logits.requires_grad)
 
 
 @dataclass

@@ -6,6 +6,8 @@ judgement is a `grader.judging.verdict.Verdict` (the tests assert it under their
   measured in the same run on the same problem, plus `MARGIN[dtype]` of the largest |truth|, plus for the
   tensors summed over chunks (loss, weight and bias gradients) what summing the submission's chunks may
   round (`Accumulation`).
+- Gradient direction (`judge_directions`, for `hardcoded_gradients`): handed losses it cannot know, whether the
+  submission's gradients follow each loss's own or cross-entropy's, over several problems without bias.
 - Memory (`MemoryComparison.judge`): the submission's peak at most `HALF_OF_NAIVE` of the naive full-logit peak.
 - Training (`compare_training`): a Llama trained through the submission against the stock one, by
   relative norms (`grader.judging.compare.relative_norm`) with the tolerances `LOSS_TOLERANCE`, `GRADIENT_TOLERANCE`,
@@ -208,6 +210,112 @@ def judge(got: Result, truth: Result, plain: list[Result], *, X: torch.Tensor, l
     if chunks > 1 and any(c.reasons for c in checks):  # the accumulation term only adds: needed only then
         checks = judged(row_sums(X, linear, labels, forward_function, upstream))
     return Verdict([r for c in checks for r in c.reasons], used=max(c.used for c in checks))
+
+
+# ---- Gradient direction: hardcoded_gradients ---------------------------------------------------------------
+#
+# Handed a loss it cannot know (a randomly composed one), a submission whose gradients autograd derives from
+# forward_function points them along that loss's own gradient; one that ignores forward_function, or forms
+# cross-entropy's gradients itself, points them along cross-entropy's. A problem's evidence is the |cosine| of the
+# submission's X and weight gradients (together) with each float64 truth (`direction_fit`): a wrong scale, an
+# ignored upstream gradient or averaged chunks leave it as it is, and the problems have no bias, so no bias fault
+# can move it either (issue 34: a dropped bias turned one 1-wide problem's gradient to |cos| 0.887 with
+# cross-entropy's against 0.707 with the loss's own).
+#
+# DIRECTION_DISTINCT: a problem gives evidence only when its two truths are at most 1 - DIRECTION_DISTINCT alike
+# (|cos|); closer, a gradient of either kind fits both nearly as well.
+DIRECTION_DISTINCT = 0.2
+# DIRECTION_MARGIN: a problem's gradients follow one truth when they fit it better than the other by more than
+# this: far above what 16-bit rounding turns a gradient by (bfloat16's unit roundoff is 2**-8, about 4e-3), far
+# below what an exact gradient of either kind clears on a problem that counts (DIRECTION_DISTINCT).
+DIRECTION_MARGIN = 0.05
+# DIRECTION_AGREE: problems whose gradients must follow cross-entropy's, with none following the loss's, before
+# the fault is named. A submission with the fault follows cross-entropy on every problem; a value fault can turn
+# one problem's gradient towards it by chance: the dropped bias of tests/broken/d_head_without_bias.py did on 14
+# of 233 and 4 of 229 problems with bias that count, in two runs of 400 of this test's draws (2-6%; on 0 of 172
+# without bias), so three agreeing by chance is at most about 0.06**3 = 2e-4, and one problem that follows the
+# loss clears the submission.
+DIRECTION_AGREE = 3
+
+
+def direction_fit(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|cos(a, b)| of two flat tensors, 0 when either is zero."""
+    den = float(a.norm() * b.norm())
+    return abs(float(a @ b)) / den if den else 0.0
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One problem's evidence for `hardcoded_gradients`: how well the submission's gradients fit the loss's own and
+    cross-entropy's (`direction_fit`), and how it called the forward function (`losses.CallLog`)."""
+
+    where: str
+    to_loss: float
+    to_ce: float
+    calls: int  # forward_function calls
+    recorded: int  # of them, calls autograd recorded (logits requiring grad)
+
+    @property
+    def follows(self) -> str | None:
+        """"cross-entropy" or "loss": the truth the gradients fit better by more than DIRECTION_MARGIN; else None."""
+        if self.to_ce > self.to_loss + DIRECTION_MARGIN:
+            return "cross-entropy"
+        if self.to_loss > self.to_ce + DIRECTION_MARGIN:
+            return "loss"
+        return None
+
+
+def _following(readings: list[Direction], truth: str) -> list[Direction]:
+    return [r for r in readings if r.follows == truth]
+
+
+def undecided_direction(readings: list[Direction], unseen: list[str]) -> str | None:
+    """Why these problems cannot decide `hardcoded_gradients` (`unseen`: why other problems gave no evidence), or
+    None when `judge_directions` can."""
+    ce, loss = _following(readings, "cross-entropy"), _following(readings, "loss")
+    if ce and loss:
+        return (f"the problems disagree: the gradients followed cross-entropy's in {len(ce)} ({ce[0].where}) and the "
+                f"loss's own in {len(loss)} ({loss[0].where}); gradients formed for cross-entropy follow it in every "
+                "one")
+    if ce and len(ce) < DIRECTION_AGREE:
+        return (f"the gradients followed cross-entropy's in only {len(ce)} problem(s) ({ce[0].where}) and the loss's "
+                f"own in none: fewer than the {DIRECTION_AGREE} that name the fault")
+    if not ce and not loss:
+        if readings:
+            return (f"in {len(readings)} problem(s) the gradients followed neither the loss's own nor cross-entropy's "
+                    f"by more than {DIRECTION_MARGIN:g} in |cos| ({readings[0].where})")
+        return ("no example showed the gradients of a loss other than cross-entropy: "
+                + (unseen[0] if unseen else "every drawn loss's gradients pointed like cross-entropy's"))
+    return None
+
+
+def _cause(ce: list[Direction]) -> str:
+    """What the forward function's calls show about gradients that follow cross-entropy."""
+    if all(r.calls == 0 for r in ce):
+        return "it ignores forward_function: it never called it"
+    if all(r.recorded == 0 for r in ce):
+        return ("gradients written for cross-entropy: forward_function was called only with autograd off, for its "
+                "value, so no gradient came from it")
+    return "forward_function ignored or gradients written for cross-entropy"
+
+
+def judge_directions(readings: list[Direction], unseen: list[str]) -> Verdict:
+    """`hardcoded_gradients` on problems that decide it (`undecided_direction` is None): failed when the gradients
+    follow cross-entropy's, passed when they follow the loss's own."""
+    ce, loss = _following(readings, "cross-entropy"), _following(readings, "loss")
+    others = len(readings) - len(ce) - len(loss)
+    rest = (f"; {others} followed neither by {DIRECTION_MARGIN:g}" if others else "") + (
+        f"; {len(unseen)} gave no evidence" if unseen else "")
+    if ce:
+        summary = (f"in {len(ce)} problem(s) without bias, handed a loss that is not cross-entropy, the submission's "
+                   f"gradients point along cross-entropy's (|cos| {min(r.to_ce for r in ce):.3f} to "
+                   f"{max(r.to_ce for r in ce):.3f}) rather than the loss's own (|cos| at most "
+                   f"{max(r.to_loss for r in ce):.3f}), in none along the loss's{rest}")
+        return Verdict([f"the gradients follow cross-entropy, not the loss handed in ({_cause(ce)}): {summary}; "
+                        f"e.g. {ce[0].where}"], summary)
+    return Verdict([], f"in {len(loss)} problem(s) without bias with a composed loss, the gradients followed the loss "
+                       f"(|cos| with its own at least {min(r.to_loss for r in loss):.3f}, with cross-entropy's at most "
+                       f"{max(r.to_ce for r in loss):.3f}) and in none cross-entropy{rest}")
 
 
 # ---- Memory ----------------------------------------------------------------------------------------------

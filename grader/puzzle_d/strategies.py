@@ -56,8 +56,9 @@ class Problem:
 
 @st.composite
 def problems(draw: st.DrawFn, *, dtypes: tuple[torch.dtype, ...] = DTYPES, max_rows: int = 48,
-             max_hidden: int = 48, max_vocab: int = 320, ignore: bool = True) -> Problem:
-    """Problems with 1..max_rows rows in one or two leading dims, any hidden and vocab size up to the bounds."""
+             max_hidden: int = 48, max_vocab: int = 320, ignore: bool = True, bias: bool | None = None) -> Problem:
+    """Problems with 1..max_rows rows in one or two leading dims, any hidden and vocab size up to the bounds; with
+    or without bias (`bias` fixes it)."""
     if max_rows < 1 or max_hidden < 1 or max_vocab < 2:
         raise ValueError("problems: max_rows and max_hidden must be >= 1, max_vocab >= 2")
     rows = draw(st.integers(1, max_rows))
@@ -67,7 +68,7 @@ def problems(draw: st.DrawFn, *, dtypes: tuple[torch.dtype, ...] = DTYPES, max_r
         hidden=draw(st.integers(1, max_hidden)),
         vocab=draw(st.integers(2, max_vocab)),
         dtype=draw(st.sampled_from(dtypes)),
-        bias=draw(st.booleans()),
+        bias=draw(st.booleans()) if bias is None else bias,
         ignore_fraction=draw(st.sampled_from([0.0, 0.25, 0.6, 1.0]) if ignore else st.just(0.0)),
         logit_scale=draw(st.sampled_from([1.0, 4.0])),
         seed=draw(st.integers(0, 2**31 - 1)),

@@ -2,8 +2,9 @@
 
 The composed loss is drawn anew for every example from elementwise maps and row reductions, so only
 gradients that autograd derives from `forward_function` can match it. `hardcoded_gradients` is decided by the
-direction of the gradients that come back for such a loss: along cross-entropy's rather than the loss's own means
-they were written for cross-entropy (never by reading the source, and never by a value check failing).
+direction of the gradients that come back for such losses on problems without bias: along cross-entropy's rather
+than the loss's own on several problems, and on none along the loss's, means forward_function was ignored or the
+gradients were written for cross-entropy (never by reading the source, and never by a value check failing).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hypothesis import example, given
 
 from grader.box import watchdog
 from grader.judging.outcomes import not_measured
+from grader.puzzle_d import standard
 from grader.puzzle_d.harness import run_candidate
 from grader.puzzle_d.losses import Recipe, composed, cross_entropy, kl_to_reference, mse
 from grader.puzzle_d.oracles import full_logit
@@ -74,37 +76,46 @@ def test_randomly_composed_loss(parity, device, case, recipe, upstream):
           composed(recipe, labels), chunk_size, upstream)
 
 
-# How `hardcoded_gradients` is decided: by the gradients' direction (|cosine|, over X's and the weight's gradients
-# together), which neither a wrong scale, nor an ignored upstream gradient, nor a missing bias gradient changes. A
-# submission whose gradients for a composed loss point along cross-entropy's gradients (on the same problem) more
-# than along the loss's own has written them for cross-entropy. Examples whose two float64 truths point within
-# 1 - DISTINCT of each other cannot tell the two apart and are not used; MARGIN is far above what 16-bit rounding
-# turns a gradient by (bfloat16's unit roundoff is 2**-8, about 4e-3) and far below DISTINCT.
-DISTINCT = 0.2
-MARGIN = 0.05
+# `hardcoded_gradients`' own examples: three problems without bias whose composed loss's gradients point well apart
+# from cross-entropy's (tests/test_standard_d.py checks it), so that a submission with the fault meets
+# `standard.DIRECTION_AGREE` of them whatever else Hypothesis draws; one of them 1 wide, as issue 34's problem was.
+DIRECTION_EXAMPLES = (
+    ((Problem((2, 9), 16, 48, torch.float32, False, 0.0, 1.0, seed=8), 4),
+     Recipe(("sin",), (("mean_square", 1.0),), "identity"), 1.0),
+    ((Problem((13,), 24, 100, torch.bfloat16, False, 0.25, 4.0, seed=9), 5),
+     Recipe((), (("entropy", 1.0), ("at_label", -0.5)), "softplus"), -2.0),
+    ((Problem((3, 4), 1, 15, torch.float16, False, 0.0, 4.0, seed=10), 1),
+     Recipe(("softcap8",), (("entropy", 1.0),), "square"), 0.5),
+)
+BIAS_FREE_CASES = problems_and_chunk_sizes(bias=False)
 
 
 def _direction(grads: dict[str, torch.Tensor | None], names: list[str]) -> torch.Tensor:
     return torch.cat([grads[n].detach().double().reshape(-1).cpu() for n in names])
 
 
-def _fit(a: torch.Tensor, b: torch.Tensor) -> float:
-    """|cos(a, b)|, 0 when either is zero."""
-    den = float(a.norm() * b.norm())
-    return abs(float(a @ b)) / den if den else 0.0
+def distinct_truths(truths: dict[str, torch.Tensor | None], ces: dict[str, torch.Tensor | None],
+                    names: list[str]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A loss's and cross-entropy's float64 gradients over `names`, flat, when they are both non-zero and at most
+    1 - `standard.DIRECTION_DISTINCT` alike; None when a gradient's direction cannot tell them apart."""
+    truth, ce = _direction(truths, names), _direction(ces, names)
+    if not truth.norm() or not ce.norm() or standard.direction_fit(truth, ce) > 1 - standard.DIRECTION_DISTINCT:
+        return None
+    return truth, ce
 
 
 @pytest.mark.criterion("D", "hardcoded_gradients")
 def test_gradients_follow_the_loss_not_cross_entropy(memory_efficient_linear, device, criterion_detail):
-    """Clear of the fault when, handed a randomly composed loss it cannot know, the submission's gradients follow that
-    loss rather than cross-entropy; decided by that evidence alone, never by a value check failing (`correct` judges
-    values). An example whose call fails gives no evidence; not measured when no example gave any."""
-    seen: list[float] = []
+    """Handed randomly composed losses it cannot know, on problems without bias, do the submission's X and weight
+    gradients point along each loss's own gradient or along cross-entropy's (|cos|, `standard.judge_directions`)?
+    Failed when they follow cross-entropy's on `standard.DIRECTION_AGREE` problems or more and the loss's on none,
+    the message saying whether the submission called forward_function at all and with autograd on; passed when they
+    follow the loss's and never cross-entropy's; not measured otherwise (the problems disagree, too few follow
+    cross-entropy, or none tells the two apart). Never decided by a value check failing (`correct` judges values)."""
+    readings: list[standard.Direction] = []
     unseen: list[str] = []
 
-    @example(case=(Problem((2, 9), 16, 48, torch.float32, False, 0.0, 1.0, seed=8), 4),
-             recipe=Recipe(("sin",), (("mean_square", 1.0),), "identity"), upstream=1.0)
-    @given(case=CASES, recipe=recipes(), upstream=upstream_scales())
+    @given(case=BIAS_FREE_CASES, recipe=recipes(), upstream=upstream_scales())
     def check(case, recipe, upstream):
         problem, chunk_size = case
         X, linear, labels = problem.build(device)
@@ -112,9 +123,7 @@ def test_gradients_follow_the_loss_not_cross_entropy(memory_efficient_linear, de
         truths = full_logit(X, linear, labels, loss, upstream, dtype=torch.float64).grads
         ces = full_logit(X, linear, labels, cross_entropy(labels), upstream, dtype=torch.float64).grads
         where = f"composed loss {recipe}, {problem!r}, chunk_size={chunk_size}, upstream={upstream:g}"
-        names = ["X", "weight"]
-        truth, ce = _direction(truths, names), _direction(ces, names)
-        if not truth.norm() or not ce.norm() or _fit(truth, ce) > 1 - DISTINCT:
+        if distinct_truths(truths, ces, ["X", "weight"]) is None:
             return  # this loss's gradients point like cross-entropy's here: no evidence either way
         try:
             got, _ = run_candidate(memory_efficient_linear, X, linear, labels, loss, chunk_size, upstream,
@@ -122,24 +131,25 @@ def test_gradients_follow_the_loss_not_cross_entropy(memory_efficient_linear, de
         except AssertionError as exc:
             unseen.append(f"the call failed ({str(exc)[:300]}); {where}")
             return
-        names = [n for n in names if isinstance(got.grads.get(n), torch.Tensor)
+        names = [n for n in ["X", "weight"] if isinstance(got.grads.get(n), torch.Tensor)
                  and got.grads[n].shape == truths[n].shape]  # a missing gradient is `correct`'s to judge
         g = _direction(got.grads, names) if "X" in names else None
         if g is None or not torch.isfinite(g).all() or not g.norm():
             unseen.append(f"no usable gradient of X came back; {where}")
             return
-        truth, ce = _direction(truths, names), _direction(ces, names)
-        to_loss, to_ce = _fit(g, truth), _fit(g, ce)
-        seen.append(to_loss)
-        assert to_ce <= to_loss + MARGIN, (
-            f"D.hardcoded_gradients: handed a loss that is not cross-entropy, the submission's gradients point along "
-            f"cross-entropy's (|cos| {to_ce:.3f}) rather than the loss's own (|cos| {to_loss:.3f}): gradients written "
-            f"for cross-entropy instead of derived from forward_function by autograd; {where}")
+        pair = distinct_truths(truths, ces, names)
+        if pair is None:
+            return  # over the gradients that came back, the two truths point alike: no evidence either way
+        truth, ce = pair
+        readings.append(standard.Direction(where, standard.direction_fit(g, truth), standard.direction_fit(g, ce),
+                                           len(got.log.rows), sum(got.log.logits_require_grad)))
 
+    for case, recipe, upstream in DIRECTION_EXAMPLES:
+        check = example(case=case, recipe=recipe, upstream=upstream)(check)
     check()
-    if not seen:
-        not_measured("no example showed the gradients of a loss other than cross-entropy: "
-                     + (unseen[0] if unseen else "every drawn loss's gradients pointed like cross-entropy's"))
-    criterion_detail(f"in {len(seen)} problem(s) with a composed loss, the gradients followed the loss (|cos| with its "
-                     f"own at least {min(seen):.3f}) rather than cross-entropy"
-                     + (f"; {len(unseen)} gave no evidence" if unseen else ""))
+    reason = standard.undecided_direction(readings, unseen)
+    if reason:
+        not_measured(reason)
+    verdict = standard.judge_directions(readings, unseen)
+    criterion_detail(verdict.summary)
+    assert verdict.passed, f"D.hardcoded_gradients: {verdict.message()}"
