@@ -17,8 +17,8 @@ def compile_qlora(submission: Any) -> Any:
     return submission.require("C")
 
 
-def _selected(session: pytest.Session, criterion: str) -> bool:
-    return any(criterion_of(item) == ("C", criterion) for item in session.items)
+def _graded(session: pytest.Session) -> frozenset[str]:
+    return frozenset(crit[1] for item in session.items if (crit := criterion_of(item)) and crit[0] == "C")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,10 @@ def _c_state() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def c_run(request: pytest.FixtureRequest, compile_qlora: Any, device: Any, grader_seed: int, progress: Any,
           _c_state: None) -> CRun:
-    """The oracle and noise-floor runs (if `C.correct` is selected) and the run through `compile_qlora` in its box."""
-    return execute(compile_qlora, device=device, seed=grader_seed, progress=progress,
-                   oracle=_selected(request.session, "correct"),
-                   probe_part_a=_selected(request.session, "use_part_A"))
+    """The oracle and noise-floor runs (if `C.correct` is selected) and the run through `compile_qlora` in its box;
+    it knows the criteria graded, so that a crash is told once (`CRun.crash_holder`)."""
+    graded = _graded(request.session)
+    run = execute(compile_qlora, device=device, seed=grader_seed, progress=progress, oracle="correct" in graded,
+                  probe_part_a="use_part_A" in graded)
+    run.graded = graded
+    return run

@@ -1,0 +1,47 @@
+"""One crash that stops several criteria is told once, where it happened; every other criterion it stopped fails with
+a one-line pointer there. C's crashed training run tells it on `correct`, or on the first graded criterion (in the
+rubric's order) whose test judges the run (`grader.puzzle_c.run.CRun.fail_if_crashed`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from grader.puzzle_c.run import setting
+
+
+def _crashed_run(graded: set[str]):
+    run = setting(torch.device("cpu"), 1)
+    run.error = "TorchRuntimeError: ... (raised at sub.py:15 in loss)"
+    run.graded = frozenset(graded)
+    return run
+
+
+def _said(run, criterion: str, detail: str = "") -> str:
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run.fail_if_crashed(criterion, detail)
+    return str(failed.value)
+
+
+def test_cs_crashed_run_is_told_on_correct_and_pointed_to_by_every_other_criterion():
+    run = _crashed_run({"correct", "no_graph_breaks", "mlp_compiled", "global_state_untouched"})
+    assert run.crash_holder() == "correct"
+    assert _said(run, "correct") == f"the compiled training run crashed: {run.error}"
+    assert _said(run, "mlp_compiled") == "not judged: the compiled training run crashed (see C.correct)"
+    assert _said(run, "no_graph_breaks", "graph breaks before the crash:\n  x.py:3: Tensor.item()") == (
+        "not judged: the compiled training run crashed (see C.correct)\ngraph breaks before the crash:\n"
+        "  x.py:3: Tensor.item()")
+    run.error = None
+    run.fail_if_crashed("mlp_compiled")  # a run that did not crash fails nothing
+
+
+def test_without_correct_the_first_graded_criterion_that_judges_the_run_here_tells_the_crash():
+    # On a CPU, flex attention and max-autotune are not judged; use_part_A is not without puzzle A's ops.
+    run = _crashed_run({"uses_flex_attention", "use_part_A", "excessive_recompilation", "layernorms_compiled",
+                        "max_autotune_triton_matmul"})
+    assert run.crash_holder() == "excessive_recompilation"
+    assert _said(run, "layernorms_compiled").endswith("(see C.excessive_recompilation)")
+    run.part_a_ops = frozenset({"unsloth_puzzles::dequantize_nf4"})
+    assert run.crash_holder() == "use_part_A"
+    run.device = torch.device("cuda")  # the schedule is the CPU's; only the device decides what is judged
+    assert run.crash_holder() == "uses_flex_attention"
