@@ -1,13 +1,58 @@
-"""One crash that stops several criteria is told once, where it happened; every other criterion it stopped fails with
-a one-line pointer there. C's crashed training run tells it on `correct`, or on the first graded criterion (in the
-rubric's order) whose test judges the run (`grader.puzzle_c.run.CRun.fail_if_crashed`)."""
+"""One crash, or one error, that stops several criteria is told once, where it happened; every other criterion it
+stopped fails with a one-line pointer there. C's crashed training run tells it on `correct`, or on the first graded
+criterion (in the rubric's order) whose test judges the run (`grader.puzzle_c.run.CRun.fail_if_crashed`); an error of
+a fixture that several criteria's tests share is told by the first test it failed
+(`grader.plugins.grading.told_elsewhere`); a box whose runner ended twice points to the calls' criteria
+(tests/test_box.py)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
 from grader.puzzle_c.run import setting
+from tests.verdicts import run_with_plugin
+
+ERROR = "recording the launches failed: ValueError: no kernel for bfloat16 (raised at sub.py:3 in dequantize_nf4)"
+SHARED = f'''
+import pytest
+
+
+@pytest.fixture(scope="module")
+def launched():
+    pytest.fail({ERROR!r}, pytrace=False)
+
+
+@pytest.mark.criterion("A", "single_triton_kernel")
+def test_one_launch(launched):
+    pass
+
+
+@pytest.mark.criterion("A", "single_triton_kernel")
+def test_no_other_device_work(launched):
+    pass
+
+
+@pytest.mark.criterion("A", "uses_cache_eviction")
+def test_cache_hints(launched):
+    pass
+'''
+
+
+def test_a_shared_fixtures_error_is_told_by_the_first_test_and_pointed_to_by_the_others(pytester, monkeypatch):
+    pytester.makepyfile(test_shared=SHARED)
+    result = run_with_plugin(pytester, monkeypatch, "--submission", "solutions", "--no-isolation",
+                             "--score-json", "score.json")
+    result.assert_outcomes(errors=3)
+    criteria = json.loads((pytester.path / "score.json").read_text())["puzzles"]["A"]["criteria"]
+    assert ERROR in criteria["single_triton_kernel"]["detail"], criteria["single_triton_kernel"]
+    pointer = "error in setup: not judged: a setup step it shares failed (see A.single_triton_kernel)"
+    eviction = criteria["uses_cache_eviction"]
+    assert eviction["status"] == "failed" and eviction["detail"] == pointer, eviction
+    why = result.stdout.str().split("grader: why criteria failed")[1]
+    assert why.count(ERROR) == 1 and pointer in why, why
 
 
 def _crashed_run(graded: set[str]):

@@ -22,8 +22,9 @@ class BoxedSubmission:
     """A submission spec and its boxes, one per puzzle, started on first use."""
 
     def __init__(self, spec: str, *, root: Path, device: str, info: BoxInfo,
-                 progress: Callable[[str], None] | None) -> None:
-        self.spec, self.root, self.device, self.info, self.progress = spec, root, device, info, progress
+                 progress: Callable[[str], None] | None, judging: Callable[[], str | None] = lambda: None) -> None:
+        self.spec, self.root, self.device, self.info, self.progress, self.judging = \
+            spec, root, device, info, progress, judging
         self._boxes: dict[str, Box] = {}
 
     @property
@@ -35,7 +36,7 @@ class BoxedSubmission:
         """The puzzle's box (its runner starts on first use)."""
         if puzzle not in self._boxes:
             self._boxes[puzzle] = Box(puzzle=puzzle, spec=self.spec, root=self.root, device=self.device,
-                                      info=self.info, progress=self.progress)
+                                      info=self.info, progress=self.progress, judging=self.judging)
         return self._boxes[puzzle]
 
     def close(self) -> None:

@@ -35,6 +35,8 @@ from grader.scoring.rubric import PUZZLES
 from grader.scoring.scorecard import box_line
 
 STASH = pytest.StashKey[GraderSession]()
+JUDGING = pytest.StashKey[str]()  # "A.correct": the criterion of the test being run (its setup included)
+TOLD_IN = "_grader_told_in"  # set on an exception: the criterion whose verdict told it (`told_elsewhere`)
 SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
 
 
@@ -171,12 +173,28 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = keep
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note the criterion the test decides before its fixtures run: a submission process that ends during one of its
+    calls (a shared fixture's included) is told in this test's verdict, and later tests point there."""
+    crit = criterion_of(item)
+    if crit is not None and item.config.stash[STASH].grading:
+        item.config.stash[JUDGING] = ".".join(crit)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line), and the verdict of
-    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist."""
+    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist.
+    A failure already told under another criterion (`told_elsewhere`) is reported as a pointer to it."""
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
+    crit = criterion_of(item)
+    if item.config.stash[STASH].grading and report.failed and error is not None and crit is not None:
+        pointer = told_elsewhere(error, ".".join(crit))
+        if pointer is not None:
+            report.longrepr = pointer
+            return report
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
     if isinstance(error, FlakyFailure):
         notes += replayed_failures(error)
@@ -187,6 +205,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         status, reason = stop
         report.user_properties.append((STOP, json.dumps({"status": status, "reason": reason})))
     return report
+
+
+def told_elsewhere(error: BaseException, criterion: str) -> str | None:
+    """One error that fails several tests (a shared fixture's: pytest raises the same exception again for every test
+    that needs it) is told by the first test it failed. For a test of another criterion, the one-line pointer it fails
+    with instead; None where the error is this criterion's to tell. (A crash of the submission's process, a
+    `BoxStopped`, is not kept by pytest: the fixture runs again, and the box points to where its ending is told.)"""
+    first = getattr(error, TOLD_IN, None)
+    if first is None:
+        setattr(error, TOLD_IN, criterion)
+        return None
+    return None if first == criterion else f"not judged: a setup step it shares failed (see {first})"
 
 
 @pytest.hookimpl(trylast=True)
@@ -311,7 +341,8 @@ def submission(pytestconfig: pytest.Config, device: Any, progress: Progress) -> 
 
     state = pytestconfig.stash[STASH]
     boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
-                            info=state.box, progress=progress.line)
+                            info=state.box, progress=progress.line,
+                            judging=lambda: pytestconfig.stash.get(JUDGING, None))
     yield boxed
     boxed.close()
 
