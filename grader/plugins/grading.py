@@ -13,6 +13,7 @@ import json
 import math
 import random
 import shlex
+import shutil
 import sys
 import zlib
 from pathlib import Path
@@ -32,7 +33,7 @@ from grader.plugins.runtime import (GRADER_DIR, choose_device, criterion_of, is_
 from grader.scoring.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
                             build_scorecard, replayed_failures)
 from grader.scoring.rubric import PUZZLES
-from grader.scoring.scorecard import box_line
+from grader.scoring.scorecard import WIDE, box_line
 
 STASH = pytest.StashKey[GraderSession]()
 JUDGING = pytest.StashKey[str]()  # "A.correct": the criterion of the test being run (its setup included)
@@ -266,7 +267,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.section("grader scorecard")
-    for line in card.lines():
+    html = config.getoption("report_html") if state.report_error is None else None
+    written = " and ".join(p for p in (config.getoption("score_json"), html) if p)
+    width = shutil.get_terminal_size((WIDE, 24)).columns  # a log or a pipe gets the scorecard's own width
+    for line in card.lines(width, full_text_at=written or None):
         tr.write_line(line)
     details = card.failure_details()
     if details:
