@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from grader.puzzle_c.run import setting
+from grader.puzzle_c.run import CRun, setting
 from tests.verdicts import run_with_plugin
 
 ERROR = "recording the launches failed: ValueError: no kernel for bfloat16 (raised at sub.py:3 in dequantize_nf4)"
@@ -55,14 +55,14 @@ def test_a_shared_fixtures_error_is_told_by_the_first_test_and_pointed_to_by_the
     assert why.count(ERROR) == 1 and pointer in why, why
 
 
-def _crashed_run(graded: set[str]):
+def _crashed_run(graded: set[str]) -> CRun:
     run = setting(torch.device("cpu"), 1)
     run.error = "TorchRuntimeError: ... (raised at sub.py:15 in loss)"
     run.graded = frozenset(graded)
     return run
 
 
-def _said(run, criterion: str, detail: str = "") -> str:
+def _said(run: CRun, criterion: str, detail: str = "") -> str:
     with pytest.raises(pytest.fail.Exception) as failed:
         run.fail_if_crashed(criterion, detail)
     return str(failed.value)
