@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -34,8 +35,9 @@ if not BOX.boxed:
     pytest.skip(f"bubblewrap cannot run here: {BOX.detail}", allow_module_level=True)
 
 
-def _box(name: str) -> Box:
-    return Box(puzzle="A", spec=str(BROKEN / f"{name}.py"), root=REPO, device="cpu", info=BOX, progress=None)
+def _box(name: str, judging: Callable[[], str | None] = lambda: None) -> Box:
+    return Box(puzzle="A", spec=str(BROKEN / f"{name}.py"), root=REPO, device="cpu", info=BOX, progress=None,
+               judging=judging)
 
 
 def _weight() -> oracles.Quantized:
@@ -82,17 +84,23 @@ def test_a_stall_is_stopped_at_its_deadline_naming_the_submission_frame():
 
 
 def test_a_crash_is_named_with_its_signal_and_frame_and_the_next_call_gets_a_fresh_runner():
-    box = _box("x_segfaults")
+    judging = ["A.correct"]
+    box = _box("x_segfaults", lambda: judging[0])
     q = _weight()
     try:
         with pytest.raises(BoxStopped) as crashed:
             box.run("A.call", q.weight, q.quant_state, deadline=60)
         said = str(crashed.value)
         assert "killed by SIGSEGV" in said and "x_segfaults.py" in said, said
+        judging[0] = "A.single_triton_kernel"
         with pytest.raises(BoxStopped):
             box.run("A.call", q.weight, q.quant_state, deadline=60)  # a fresh runner, the same crash
-        with pytest.raises(BoxStopped, match="ended 2 times"):
+        judging[0] = "A.tested_in_f16_and_bf16"
+        with pytest.raises(BoxStopped) as stopped:
             box.run("A.call", q.weight, q.quant_state, deadline=60)  # no third runner for this puzzle
+        # told once: the verdicts of the calls that crashed say why, later ones point there
+        assert str(stopped.value) == ("not judged: puzzle A's submission process ended 2 times "
+                                      "(see A.correct, A.single_triton_kernel)"), stopped.value
     finally:
         box.close()
 

@@ -1,11 +1,11 @@
 """Long grading steps announce themselves while pytest captures the test's output, in a quiet run too (a log cut
-short must say where it was); `-qq` silences them."""
+short must say where it was); `-qq` silences them. Every puzzle's long steps do: A's and D's too, in a real grading."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.verdicts import run_with_plugin
+from tests.verdicts import grade, run_with_plugin
 
 LONG_STEP = '''
 import pytest
@@ -51,3 +51,18 @@ def test_very_quiet_run_prints_no_progress(run):
     result = run("-qq")
     assert result.ret == 0  # -qq prints no summary line for assert_outcomes to read
     result.stdout.no_fnmatch_line("*[[]grader[]]*")
+
+
+@pytest.mark.slow
+def test_a_and_d_steps_announce_themselves_in_a_grading(pytester):
+    """A's correctness property and D's cross-entropy problems (several seconds each on a CPU, over a minute with the
+    default profile), graded on the reference: each prints its line, then its duration."""
+    card = grade(pytester, "solutions", puzzles=("A", "D"), criteria=("A.correct", "D.correct"),
+                 extra=("-k", "every_element or cross_entropy_matches"))
+    out = card["output"]
+    for step in ("A: correct, every element of random weights (Hypothesis: 8 weights of up to 262144 elements",
+                 "D: correct, test_cross_entropy_matches_full_logits (problems against the float64 truth: 8 drawn"):
+        assert f"[grader] {step}" in out, out[-3000:]
+        assert f"[grader] {step.split(' (')[0]}: done in " in out, out[-3000:]
+    assert card["puzzles"]["A"]["criteria"]["correct"]["status"] == "passed"
+    assert card["puzzles"]["D"]["criteria"]["correct"]["status"] == "passed"

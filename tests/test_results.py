@@ -8,7 +8,7 @@ from pathlib import Path
 from grader.batch.driver import display_names, expand
 from grader.scoring.results import GraderSession, TestResult, merge_data, reproduce_command
 from grader.scoring.rubric import PUZZLES, Outcome, score
-from grader.scoring.scorecard import PuzzleCard, Scorecard
+from grader.scoring.scorecard import MIN_DETAIL, WIDE, PuzzleCard, Scorecard, cut_detail
 
 
 def _session(*results: TestResult) -> GraderSession:
@@ -52,6 +52,56 @@ def test_the_scorecard_says_why_a_puzzle_scores_nothing():
     text = "\n".join(card.lines())
     assert "(gate failed: correct; the puzzle scores 0)" in text
     assert "INCOMPLETE, provisional (gate not decided here: correct not run or not measured; no score)" in text
+
+
+def _detailed(letter: str, **details: tuple[str, str]) -> Scorecard:
+    """A card whose criteria have the given (status, detail); the others passed with no detail."""
+    outcomes = {}
+    for c in PUZZLES[letter].criteria:
+        status, detail = details.get(c.name, ("passed", ""))
+        outcomes[c.name] = Outcome(status, detail=detail)
+    return Scorecard("sub.py", 1, "ci", {}, {letter: PuzzleCard(letter, score(PUZZLES[letter], outcomes), outcomes)},
+                     "pytest grader/")
+
+
+ROW_HEAD = 49  # "  FAIL  +3  " and the criterion's name in 36 columns, then a space: where a row's detail starts
+
+
+def _row(lines: list[str], name: str) -> str:
+    return next(line for line in lines if f" {name} " in line)
+
+
+def test_a_detail_too_long_for_its_row_is_cut_at_a_word_and_says_where_the_rest_is():
+    words = " ".join(f"word{i:03d}" for i in range(60))  # 479 characters, no word cut anywhere
+    card = _detailed("A", correct=("failed", words), single_triton_kernel=("passed", words),
+                     speedup=("not_measured", "short enough"))
+    for width, full_text_at in ((120, "score.json"), (200, None), (40, "score.json and report.html")):
+        lines = card.lines(width, full_text_at=full_text_at)
+        correct, kernel = _row(lines, "correct"), _row(lines, "single_triton_kernel")
+        longest = max(width, ROW_HEAD + MIN_DETAIL)  # a narrow terminal still gets MIN_DETAIL of a detail
+        assert len(correct) <= longest and len(kernel) <= longest
+        assert correct.endswith(" [... see 'why criteria failed' below]"), correct
+        assert kernel.endswith(f" [... full text in {full_text_at}]" if full_text_at else
+                               " [... full text: --score-json PATH]"), kernel
+        kept = kernel.split("single_triton_kernel", 1)[1].split(" [...")[0].strip()
+        assert kept and words.startswith(kept) and words[len(kept)] == " ", f"cut inside a word: {kept!r}"
+        assert _row(lines, "speedup").endswith(" short enough")
+    assert "\n".join(card.failure_details()).count(words) == 1  # the failed one's whole text, below
+
+
+def test_a_detail_of_several_lines_says_where_its_other_lines_are():
+    card = _detailed("D", correct=("passed", "first line\nsecond line"), hardcoded_gradients=("failed", "why\nhow"))
+    lines = card.lines(WIDE, full_text_at="score.json")
+    assert _row(lines, "correct").endswith("first line [... full text in score.json]")
+    assert _row(lines, "hardcoded_gradients").endswith("why [... see 'why criteria failed' below]")
+    assert "second line" not in "\n".join(lines)
+
+
+def test_a_word_longer_than_the_row_is_cut_inside_it_with_the_marker():
+    path = "/very/long/" + "x" * 300 + ".py"
+    assert cut_detail(path, 100, "[...]") == path[:94] + " [...]"
+    assert cut_detail("fits", 100, "[...]") == "fits"
+    assert cut_detail("", 100, "[...]") == ""
 
 
 def test_a_directory_of_submissions_expands_to_its_modules_and_packages(tmp_path: Path):

@@ -22,8 +22,10 @@ class BoxedSubmission:
     """A submission spec and its boxes, one per puzzle, started on first use."""
 
     def __init__(self, spec: str, *, root: Path, device: str, info: BoxInfo,
-                 progress: Callable[[str], None] | None, hidden: list[Path] = ()) -> None:
-        self.spec, self.root, self.device, self.info, self.progress = spec, root, device, info, progress
+                 progress: Callable[[str], None] | None, judging: Callable[[], str | None] = lambda: None,
+                 hidden: list[Path] = ()) -> None:
+        self.spec, self.root, self.device, self.info, self.progress, self.judging = \
+            spec, root, device, info, progress, judging
         self.hidden = list(hidden)  # the judge's own directories, which no box may see
         self._boxes: dict[str, Box] = {}
 
@@ -36,7 +38,8 @@ class BoxedSubmission:
         """The puzzle's box (its runner starts on first use)."""
         if puzzle not in self._boxes:
             self._boxes[puzzle] = Box(puzzle=puzzle, spec=self.spec, root=self.root, device=self.device,
-                                      info=self.info, progress=self.progress, hidden=self.hidden)
+                                      info=self.info, progress=self.progress, judging=self.judging,
+                                      hidden=self.hidden)
         return self._boxes[puzzle]
 
     def peak_bytes(self) -> int | None:

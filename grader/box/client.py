@@ -11,7 +11,8 @@ returns the task's value. What can go wrong is told apart, in words a solver und
   stack at the time (faulthandler's dump, taken a few seconds before the deadline).
 
 A runner that ended is replaced for the next call; after `CRASHES_PER_PUZZLE` endings the puzzle's remaining calls
-fail at once with the last reason. Every reply's state report (settings the submission changed, tampering) is
+fail at once, each pointing to the criteria whose verdicts tell the endings (`judging` names the criterion each call
+is made for), so that a crash is told once. Every reply's state report (settings the submission changed, tampering) is
 kept for the judge's guard plugin (`grader.box.reports`).
 """
 
@@ -72,6 +73,14 @@ class BoxStopped(BaseException):
     shrink (replaying a crash or a hang only costs the puzzle its remaining runner starts)."""
 
 
+@dataclass(frozen=True)
+class Ending:
+    """A runner that ended during a call: why, and the criterion whose test made the call (its verdict tells why)."""
+
+    reason: str
+    criterion: str | None
+
+
 @dataclass
 class _Process:
     proc: subprocess.Popen[bytes]
@@ -88,13 +97,14 @@ class Box:
     """One puzzle's runner, as the judge sees it."""
 
     def __init__(self, *, puzzle: str, spec: str, root: Path, device: str, info: sandbox.BoxInfo,
-                 progress: Callable[[str], None] | None, hidden: list[Path] = ()) -> None:
-        self.puzzle, self.spec, self.root, self.device, self.info, self.progress = \
-            puzzle, spec, root, device, info, progress
+                 progress: Callable[[str], None] | None, judging: Callable[[], str | None] = lambda: None,
+                 hidden: list[Path] = ()) -> None:
+        self.puzzle, self.spec, self.root, self.device, self.info, self.progress, self.judging = \
+            puzzle, spec, root, device, info, progress, judging
         self.hidden = list(hidden)  # directories of the judge's that the runner must not see (an empty tmpfs there)
         self._process: _Process | None = None
         self.peak_bytes: int | None = None  # the most GPU memory any of its runners reserved (their own reports)
-        self.crashes: list[str] = []
+        self.crashes: list[Ending] = []
         self.hello: dict[str, Any] | None = None
         self.calls = 0
 
@@ -102,8 +112,10 @@ class Box:
 
     def _start(self) -> _Process:
         if len(self.crashes) >= CRASHES_PER_PUZZLE:
-            raise BoxStopped(f"not run: puzzle {self.puzzle}'s submission process ended {len(self.crashes)} times "
-                             f"(last: {self.crashes[-1]})")
+            ended = f"puzzle {self.puzzle}'s submission process ended {len(self.crashes)} times"
+            told = list(dict.fromkeys(e.criterion for e in self.crashes if e.criterion))
+            raise BoxStopped(f"not judged: {ended} (see {', '.join(told)})" if told else
+                             f"not run: {ended} (last: {self.crashes[-1].reason})")
         exchange = Path(tempfile.mkdtemp(prefix=f"grader-box-{self.puzzle}-", dir=_exchange_root()))
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
@@ -231,14 +243,14 @@ class Box:
         if reply.get("poisoned"):  # the runner ends itself after this reply; the next call gets a fresh one
             self._kill(process)
             self._process = None
-            self.crashes.append(f"the submission left its process's CUDA context unusable during {what}: "
-                                f"{reply['poisoned']}")
+            self.crashes.append(Ending(f"the submission left its process's CUDA context unusable during {what}: "
+                                       f"{reply['poisoned']}", self.judging()))
         return reply
 
     def _stopped(self, process: _Process, reason: str) -> None:
         self._kill(process)
         self._process = None
-        self.crashes.append(reason)
+        self.crashes.append(Ending(reason, self.judging()))
         raise BoxStopped(reason)
 
     def _stall_reason(self, process: _Process, deadline: float, what: str) -> str:

@@ -53,19 +53,38 @@ class SubmissionFault(Exception):
     """A task found the submission's result unusable (not what the contract says); the message says why."""
 
 
-def describe_error(exc: BaseException, submission_files: tuple[str, ...]) -> dict[str, Any]:
-    """An exception as plain data: its type and message, the innermost frame in the submission's own files (if
-    any), the last frames, and why a CPU cannot decide it (`grader.box.interpreter.limitation`) where that applies."""
-    frames = traceback.extract_tb(exc.__traceback__)
+def raised_at(exc: BaseException, submission_files: tuple[str, ...]) -> tuple[traceback.FrameSummary | None, bool]:
+    """Where `exc` was raised: the innermost frame it passed through that lies in the submission's files, else the
+    innermost frame of all (None without any); and whether that frame is the submission's.
+
+    The frames are its traceback's and, for an error torch.compile raised while tracing, dynamo's user stack
+    (`real_stack`: the "from user code" frames it was tracing, which no traceback holds); then the same of each
+    exception it was raised from (`__cause__`), innermost last."""
+    frames: list[traceback.FrameSummary] = []
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        frames += traceback.extract_tb(link.__traceback__)
+        frames += list(getattr(link, "real_stack", None) or [])
+        link = link.__cause__
     own = [f for f in frames if any(f.filename == p or f.filename.startswith(p.rstrip("/") + "/")
                                     for p in submission_files)]
     where = own[-1] if own else (frames[-1] if frames else None)
+    return where, bool(own)
+
+
+def describe_error(exc: BaseException, submission_files: tuple[str, ...]) -> dict[str, Any]:
+    """An exception as plain data: its type and message, where it was raised (`raised_at`: the submission's own
+    frame if any), the last frames, and why a CPU cannot decide it (`grader.box.interpreter.limitation`) where that
+    applies."""
+    where, own = raised_at(exc, submission_files)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "message": str(exc)[:4000],
         "where": f"{Path(where.filename).name}:{where.lineno} in {where.name}" if where else "",
-        "from_submission": bool(own) and not isinstance(exc, SubmissionFault),
+        "from_submission": own and not isinstance(exc, SubmissionFault),
         "fault": isinstance(exc, SubmissionFault),
         "traceback": text[-6000:],
         "undecidable": limitation(exc),

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import shlex
+import shutil
 import sys
 import zlib
 from pathlib import Path
@@ -32,9 +33,11 @@ from grader.plugins.runtime import (GRADER_DIR, choose_device, criterion_of, is_
 from grader.scoring.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
                             build_scorecard, replayed_failures)
 from grader.scoring.rubric import PUZZLES
-from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS, box_line
+from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS, WIDE, box_line
 
 STASH = pytest.StashKey[GraderSession]()
+JUDGING = pytest.StashKey[str]()  # "A.correct": the criterion of the test being run (its setup included)
+TOLD_IN = "_grader_told_in"  # set on an exception: the criterion whose verdict told it (`told_elsewhere`)
 SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
 
 
@@ -176,22 +179,38 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = keep
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note the criterion the test decides before its fixtures run: a submission process that ends during one of its
+    calls (a shared fixture's included) is told in this test's verdict, and later tests point there."""
+    crit = criterion_of(item)
+    if crit is not None and item.config.stash[STASH].grading:
+        item.config.stash[JUDGING] = ".".join(crit)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line), and the verdict of
     a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist.
 
     An out-of-memory error here, in the judge, is the grader's own (the submission's calls run in its box, whose
-    errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete."""
+    errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete. A
+    failure already told under another criterion (`told_elsewhere`) is reported as a pointer to it."""
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
-    if report.failed and error is not None and criterion_of(item) is not None and _out_of_memory(error):
+    crit = criterion_of(item)
+    if report.failed and error is not None and crit is not None and _out_of_memory(error):
         reason = judge_out_of_memory_reason(error, f"{item.name}, {call.when}")
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: not measured: {reason}")
         report.user_properties.append((STOP, json.dumps({"status": "not_measured", "reason": reason,
                                                          "cause": GRADER})))
         return report
+    if item.config.stash[STASH].grading and report.failed and error is not None and crit is not None:
+        pointer = told_elsewhere(error, ".".join(crit))
+        if pointer is not None:
+            report.longrepr = pointer
+            return report
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
     if isinstance(error, FlakyFailure):
         notes += replayed_failures(error)
@@ -202,6 +221,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         status, reason, cause = stop
         report.user_properties.append((STOP, json.dumps({"status": status, "reason": reason, "cause": cause})))
     return report
+
+
+def told_elsewhere(error: BaseException, criterion: str) -> str | None:
+    """One error that fails several tests (a shared fixture's: pytest raises the same exception again for every test
+    that needs it) is told by the first test it failed. For a test of another criterion, the one-line pointer it fails
+    with instead; None where the error is this criterion's to tell. (A crash of the submission's process, a
+    `BoxStopped`, is not kept by pytest: the fixture runs again, and the box points to where its ending is told.)"""
+    first = getattr(error, TOLD_IN, None)
+    if first is None:
+        setattr(error, TOLD_IN, criterion)
+        return None
+    return None if first == criterion else f"not judged: a setup step it shares failed (see {first})"
 
 
 def _out_of_memory(error: BaseException) -> bool:
@@ -291,7 +322,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.section("grader scorecard")
-    for line in card.lines():
+    html = config.getoption("report_html") if state.report_error is None else None
+    written = " and ".join(p for p in (config.getoption("score_json"), html) if p)
+    width = shutil.get_terminal_size((WIDE, 24)).columns  # a log or a pipe gets the scorecard's own width
+    for line in card.lines(width, full_text_at=written or None):
         tr.write_line(line)
     details = card.failure_details()
     if details:
@@ -390,6 +424,7 @@ def submission(pytestconfig: pytest.Config, device: Any, progress: Progress,
     state = pytestconfig.stash[STASH]
     boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
                             info=state.box, progress=progress.line,
+                            judging=lambda: pytestconfig.stash.get(JUDGING, None),
                             hidden=[oracle_store] if oracle_store is not None else [])
     yield boxed
     state.record_peak("box", boxed.peak_bytes())

@@ -15,7 +15,8 @@ and the controller process, which writes the scorecard, runs neither submission 
   parent): said so.
 
 xdist replaces the worker and grading goes on; a puzzle that has ended `CRASHES_PER_PUZZLE` workers, or has used
-up `--puzzle-timeout`, has its remaining tests failed at once with the reason. On a machine without a GPU the
+up `--puzzle-timeout`, has its remaining tests failed at once with the reason (for lost workers, a pointer to the
+criteria whose verdicts tell why each ended: a crash is told once). On a machine without a GPU the
 worker's address space is limited (`--memory-limit-gb`), a limit its boxes inherit, so that a runaway allocation
 fails with MemoryError instead of calling the out-of-memory killer. pytest-benchmark, which turns itself off under
 xdist, measures in the one worker and records in the controller (`grader.plugins.benchmark_relay`).
@@ -45,10 +46,11 @@ CRASHES_PER_PUZZLE = 2  # after this many lost workers, a puzzle's remaining tes
 
 @dataclass(frozen=True)
 class Crashes:
-    """The grading workers one puzzle's tests ended, and why the last one ended."""
+    """The grading workers one puzzle's tests ended, and the criteria of the tests that were running (each verdict
+    tells why its worker ended)."""
 
     count: int
-    reason: str
+    told_in: tuple[str, ...]
 
 
 @dataclass
@@ -63,10 +65,11 @@ class Ledger:
         """Count `seconds` against `puzzle`."""
         self.spent[puzzle] = self.spent.get(puzzle, 0.0) + seconds
 
-    def add_crash(self, puzzle: str, reason: str) -> None:
-        """Count one more worker ended by `puzzle`'s tests, for `reason`."""
+    def add_crash(self, puzzle: str, criterion: str) -> None:
+        """Count one more worker ended by `puzzle`'s tests, while a test of `criterion` ran (its verdict tells why)."""
         earlier = self.crashes.get(puzzle)
-        self.crashes[puzzle] = Crashes((earlier.count if earlier else 0) + 1, reason)
+        told = tuple(dict.fromkeys([*(earlier.told_in if earlier else ()), criterion]))
+        self.crashes[puzzle] = Crashes((earlier.count if earlier else 0) + 1, told)
 
     def to_json(self) -> str:
         """The ledger as JSON, for a worker's `workerinput`."""
@@ -76,7 +79,7 @@ class Ledger:
     def from_json(cls, text: str) -> Ledger:
         """The ledger `to_json` wrote."""
         data = json.loads(text)
-        return cls({p: Crashes(int(c["count"]), str(c["reason"])) for p, c in data["crashes"].items()},
+        return cls({p: Crashes(int(c["count"]), tuple(map(str, c["told_in"]))) for p, c in data["crashes"].items()},
                    {p: float(s) for p, s in data["spent"].items()})
 
 
@@ -216,7 +219,7 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
     report.longrepr = f"{reason} (in {crashitem})"
     report.user_properties.append((CRITERION, info.criterion))
     puzzle = info.criterion.split(".")[0]
-    state.ledger.add_crash(puzzle, reason)
+    state.ledger.add_crash(puzzle, info.criterion)
     state.ledger.add_time(puzzle, time.time() - info.started)
 
 
@@ -296,7 +299,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A puzzle that crashed too many workers or ran out of time: its remaining tests fail at once, with why."""
+    """A puzzle that crashed too many workers or ran out of time: its remaining tests fail at once, with why (for
+    lost workers, where it is told)."""
     state = item.config.stash.get(_WORKER, None)
     crit = criterion_of(item)
     if state is None or crit is None:
@@ -304,8 +308,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     puzzle = crit[0]
     crashes = state.ledger.crashes.get(puzzle)
     if crashes and crashes.count >= CRASHES_PER_PUZZLE:
-        pytest.fail(f"not run: puzzle {puzzle}'s submission ended {crashes.count} grading workers "
-                    f"(last: {crashes.reason})", pytrace=False)
+        pytest.fail(f"not judged: puzzle {puzzle}'s submission ended {crashes.count} grading workers "
+                    f"(see {', '.join(crashes.told_in)})", pytrace=False)
     limit = item.config.getoption("puzzle_timeout")
     if state.ledger.spent.get(puzzle, 0.0) > limit:
         pytest.fail(f"not run: puzzle {puzzle} exceeded its time limit of {limit:g} s (--puzzle-timeout)",

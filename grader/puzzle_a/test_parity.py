@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from grader.box import watchdog
 from grader.puzzle_a import oracles, standard
@@ -60,7 +60,7 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: Larg
 
 @pytest.mark.criterion("A", "correct")
 def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail, criterion_data,
-                                            shrink_budget):
+                                            shrink_budget, progress):
     """Random shapes (1 element up), dtypes, scales, outliers and zero blocks, quantized by bitsandbytes."""
     exact: list[float] = []
     budget = shrink_budget
@@ -71,13 +71,16 @@ def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, c
         with budget.example():
             exact.append(_graded_call(dequantize_nf4, oracles.quantize(case.make(device)), case, wrong))
 
-    check()
+    with progress.step("A: correct, every element of random weights",
+                       f"Hypothesis: {settings.default.max_examples} weights of up to {max_numel} elements, "
+                       f"float16 and bfloat16"):
+        check()
     criterion_detail(f"{len(exact)} weights (float16, bfloat16) within the rounding of a correct float32 evaluation; "
                      f"bit-exact with bitsandbytes: {min(exact):.4f} worst, {sum(exact) / len(exact):.4f} mean")
 
 
 @pytest.mark.criterion("A", "correct")
-def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budget, criterion_data):
+def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budget, criterion_data, progress):
     """No caching by pointer: after the weight and its state are overwritten in place, the output follows."""
     budget = shrink_budget
     wrong = LargestWrong(criterion_data)
@@ -100,7 +103,9 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
         _graded_call(dequantize_nf4, q, second, wrong,
                      context="after the weight and its state were rewritten in place: ")
 
-    check()
+    with progress.step("A: correct, weights rewritten in place between calls",
+                       f"Hypothesis: {settings.default.max_examples} pairs of calls"):
+        check()
 
 
 @pytest.mark.criterion("A", "correct")

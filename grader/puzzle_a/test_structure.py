@@ -38,12 +38,14 @@ def _case_name(case: WeightCase) -> str:
 
 
 @pytest.fixture(scope="module")
-def launched(dequantize_nf4, device) -> dict[str, Any]:
+def launched(dequantize_nf4, device, progress) -> dict[str, Any]:
     """The box's record of one warm call's launches and device work, on the first case the candidate runs."""
     cases = [oracles.quantize(c.make(device)) for c in STRUCTURE_CASES]
     try:
-        facts = dequantize_nf4.run("A.launches", [(q.weight, q.quant_state) for q in cases],
-                                   deadline=watchdog.deadline(device.type, floor_s=LAUNCHES_FLOOR_S))
+        with progress.step("A: the launched kernel's structure", "one warm call's launches and device work "
+                                                                 "recorded, each kernel compiled for sm_75 and sm_90"):
+            facts = dequantize_nf4.run("A.launches", [(q.weight, q.quant_state) for q in cases],
+                                       deadline=watchdog.deadline(device.type, floor_s=LAUNCHES_FLOOR_S))
     except SubmissionError as exc:
         if exc.undecidable:
             not_measured(exc.undecidable)
@@ -119,12 +121,13 @@ def test_no_other_device_work_or_large_temporaries(launched, device, criterion_d
 
 @pytest.mark.criterion("A", "kernel_works_in_torch_compile")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-def test_inside_torch_compile_fullgraph(dequantize_nf4, device, dtype, criterion_detail):
+def test_inside_torch_compile_fullgraph(dequantize_nf4, device, dtype, criterion_detail, progress):
     case = WeightCase((96, 80), dtype, 1.0, False, False, seed=11)
     q = oracles.quantize(case.make(device))
     try:
-        got = dequantize_nf4.run("A.compiled", q.weight, q.quant_state,
-                                 deadline=watchdog.deadline(device.type, floor_s=COMPILE_FLOOR_S))
+        with progress.step("A: dequantize_nf4 inside torch.compile(fullgraph=True)", _case_name(case)):
+            got = dequantize_nf4.run("A.compiled", q.weight, q.quant_state,
+                                     deadline=watchdog.deadline(device.type, floor_s=COMPILE_FLOOR_S))
     except SubmissionError as exc:
         if exc.undecidable:
             not_measured(exc.undecidable)

@@ -19,8 +19,8 @@ def compile_qlora(submission: Any) -> Any:
     return submission.require("C")
 
 
-def _selected(session: pytest.Session, criterion: str) -> bool:
-    return any(criterion_of(item) == ("C", criterion) for item in session.items)
+def _graded(session: pytest.Session) -> frozenset[str]:
+    return frozenset(crit[1] for item in session.items if (crit := criterion_of(item)) and crit[0] == "C")
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +36,16 @@ def _c_state() -> Iterator[None]:
 def c_run(request: pytest.FixtureRequest, compile_qlora: Any, device: Any, grader_seed: int, progress: Any,
           oracle_store: Path | None, record_peak: Any, _c_state: None) -> CRun:
     """The oracle and noise-floor runs (if `C.correct` is selected; from the oracle store when it holds them) and
-    the run through `compile_qlora` in its box. A box starved of memory by another process stops every C test as
-    not measured (`grader.judging.outcomes.grader_failed`): the grading is incomplete, not the submission's."""
+    the run through `compile_qlora` in its box; it knows the criteria graded, so that a crash is told once
+    (`CRun.crash_holder`). A box starved of memory by another process stops every C test as not measured
+    (`grader.judging.outcomes.grader_failed`): the grading is incomplete, not the submission's."""
     from grader.puzzle_c.oracle_store import OracleStore
 
-    run = execute(compile_qlora, device=device, seed=grader_seed, progress=progress,
-                  oracle=_selected(request.session, "correct"),
-                  probe_part_a=_selected(request.session, "use_part_A"),
+    graded = _graded(request.session)
+    run = execute(compile_qlora, device=device, seed=grader_seed, progress=progress, oracle="correct" in graded,
+                  probe_part_a="use_part_A" in graded,
                   store=OracleStore(oracle_store) if oracle_store is not None else None)
+    run.graded = graded
     record_peak("one_off", run.one_off_peak_bytes)
     if run.starved:
         grader_failed(run.starved)

@@ -7,7 +7,8 @@ rounding of the same steps, one layer's attention matrices alive at a time), bot
 from the oracle store (`grader.puzzle_c.oracle_store`) when an earlier grading computed them. Last, in the
 submission's box, a fresh copy goes to its `compile_qlora`, and what comes back is trained under
 `grader.measure.dynamo.record()`, along the oracle's trajectory when there is one (`grader.puzzle_c.tasks`). A crash
-is kept, not raised: every test then fails with it. An out-of-memory error in the box is the submission's only
+is kept, not raised: every test that judges the run then fails, one of them with the crash
+(`CRun.crash_holder`), the others pointing to it. An out-of-memory error in the box is the submission's only
 when its own process went past `BOX_MEMORY_ALLOWANCE`; below that, another process took the memory, and the run is
 `starved`: every C criterion is then not measured, the grading incomplete.
 """
@@ -61,18 +62,42 @@ class CRun:
     starved: str | None = None  # why the box ran out of memory that the submission did not use (not its verdict)
     box_peak_bytes: int | None = None  # the box's own peak device memory (its allocator's reserved bytes; GPU only)
     one_off_peak_bytes: int | None = None  # the judge's GPU peak while it trained the oracle and floor here
+    graded: frozenset[str] = frozenset()  # the C criteria this session grades (which of them tells a crash)
 
     def setting(self) -> str:
         """The run's setting in one line, for details."""
         return f"{self.spec.name}, {str(self.dtype).removeprefix('torch.')}, {self.device.type}; {self.schedule.describe()}"
 
-    def fail_if_crashed(self, detail: str = "") -> None:
-        """Fail the calling test with the crash (and `detail`, what could still be judged)."""
+    def judges_the_run(self, criterion: str) -> bool:
+        """Whether `criterion`'s test gets as far as the compiled run here: flex attention and max-autotune are
+        decided on a GPU only, `use_part_A` only where puzzle A's own ops were found, `global_state_untouched` by
+        the guards."""
+        if criterion in ("uses_flex_attention", "max_autotune_triton_matmul"):
+            return self.device.type == "cuda"
+        if criterion == "use_part_A":
+            return self.part_a_error is None and bool(self.part_a_ops)
+        return criterion != "global_state_untouched"
+
+    def crash_holder(self) -> str | None:
+        """The criterion whose verdict tells the crash: the first graded criterion, in the rubric's order, whose test
+        judges the run here (`correct` whenever it is graded); None when none is."""
+        from grader.scoring.rubric import PUZZLE_C
+
+        return next((c.name for c in PUZZLE_C.criteria if c.name in self.graded and self.judges_the_run(c.name)),
+                    None)
+
+    def fail_if_crashed(self, criterion: str, detail: str = "") -> None:
+        """If the compiled run crashed, fail the calling test, which decides `criterion`: with the crash, where it
+        happened, when `criterion` is the `crash_holder`; otherwise with a one-line pointer to it. `detail` adds
+        what could still be judged."""
         import pytest
 
-        if self.error is not None:
-            pytest.fail(f"the compiled training run crashed: {self.error}" + (f"\n{detail}" if detail else ""),
-                        pytrace=False)
+        if self.error is None:
+            return
+        holder = self.crash_holder()
+        said = (f"the compiled training run crashed: {self.error}" if holder in (None, criterion) else
+                f"not judged: the compiled training run crashed (see C.{holder})")
+        pytest.fail(said + (f"\n{detail}" if detail else ""), pytrace=False)
 
 
 # The compiled run's deadline (`grader.box.watchdog`): a compile with max-autotune took 253 s on an H200 (2026-12-04).

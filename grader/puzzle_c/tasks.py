@@ -3,19 +3,19 @@
 `C.train` builds the QLoRA Llama from the same spec and seed as the judge's oracle, finds the ops the submission's
 own puzzle-A kernel traces to (when asked), hands the model to `compile_qlora` and trains what comes back under
 `grader.measure.dynamo.record()`, along the oracle's trajectory when the judge sends it. A crash is kept, not
-raised: the reply carries what was measured up to it, and the error with the submission's frame.
+raised: the reply carries what was measured up to it, and the error with the submission's frame (dynamo's user
+stack included: `grader.box.tasks.raised_at`).
 """
 
 from __future__ import annotations
 
 import os
-import traceback
 from typing import Any
 
 import bitsandbytes as bnb
 import torch
 
-from grader.box.tasks import Context, task
+from grader.box.tasks import Context, describe_error, task
 from grader.llama import ModelSpec
 from grader.measure import dynamo
 from grader.measure.dynamo import ops_traced
@@ -61,8 +61,9 @@ def train(ctx: Context, spec: ModelSpec, schedule: Schedule, *, seed: int, dtype
             out["names"] = sorted(training.trainable_weights(trained, names))
             training.train(trained, schedule, dtype=dtype, device=device, record=record,
                           compilations=lambda: report.compilations, names=names, keep=keep, follow=trajectory)
-    except Exception as exc:  # judged by every test, not raised here
-        where = _innermost(exc, ctx.submission.files)
+    except Exception as exc:  # judged by the tests (`grader.puzzle_c.run.CRun.fail_if_crashed`), not raised here
+        error = describe_error(exc, ctx.submission.files)
+        where = f"raised at {error['where']}{'' if error['from_submission'] else ', not in the submission'}"
         out["error"] = f"{type(exc).__name__}: {str(exc)[:1500]} ({where})"
         if out_of_memory(exc):  # whose it is, the judge decides from what this process itself held
             out["out_of_memory"] = _memory_report(exc, device)
@@ -80,15 +81,6 @@ def _memory_report(exc: BaseException, device: torch.device) -> dict[str, int | 
     free, total = torch.cuda.mem_get_info(device) if device.type == "cuda" else (None, None)
     return {"own_peak_bytes": process_peak_bytes(device), "requested_bytes": requested_bytes(exc),
             "free_bytes": free, "total_bytes": total}
-
-
-def _innermost(exc: BaseException, submission_files: tuple[str, ...]) -> str:
-    """`file:line` of the innermost frame in the submission's files, else of the innermost frame."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if any(f.filename == p or f.filename.startswith(p.rstrip("/") + "/")
-                                    for p in submission_files)]
-    where = (own or frames)[-1] if frames else None
-    return f"{where.filename}:{where.lineno}" if where else "no traceback"
 
 
 def _probe_part_a(ctx: Context, model: torch.nn.Module) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def test_losses_and_lora_gradients_match_eager(c_run: CRun, criterion_detail: Ca
     """At every step, losses and LoRA gradients at the oracle's weights match it (`grader.puzzle_c.standard`)."""
     eager, compiled = c_run.eager, c_run.compiled
     criterion_detail(c_run.setting())
-    c_run.fail_if_crashed()
+    c_run.fail_if_crashed("correct")
     missing = sorted(set(eager.step_grads[0]) ^ set(c_run.compiled_names or ()))
     assert not missing, (f"C.correct: trainable parameters differ between the eager model and what compile_qlora "
                          f"returned: {missing[:6]}")
@@ -49,5 +49,5 @@ def test_no_graph_breaks_over_the_run(c_run: CRun, criterion_detail: Callable[..
     criterion_data(graph_breaks=[{"location": b.location, "reason": b.reason, "source": b.source} for b in breaks])
     listing = "\n".join(f"  {b}" for b in breaks)
     criterion_detail(f"{len(breaks)} graph break(s) over {len(c_run.compiled.losses)} training steps", len(breaks))
-    c_run.fail_if_crashed(f"graph breaks before the crash:\n{listing}" if breaks else "")
+    c_run.fail_if_crashed("no_graph_breaks", f"graph breaks before the crash:\n{listing}" if breaks else "")
     assert not breaks, f"{len(breaks)} graph break(s):\n{listing}"

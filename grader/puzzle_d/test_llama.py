@@ -22,25 +22,28 @@ TRAINING_FLOOR_S = 600.0
 
 
 @pytest.mark.criterion("D", "llama_1B_training_loss_matches")
-def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_name, criterion_detail):
+def test_llama_trains_like_stock(memory_efficient_linear, device, criterion_name, criterion_detail, progress):
     """Stock `LlamaForCausalLM(labels=...)` loss against hidden states -> submission(lm_head, CE)."""
+    spec = training.spec_for(device)
+    steps = f"{spec.name}, {training.STEPS} AdamW steps"
     stock = training.build(device)
     names = [n for n, _ in stock.named_parameters()]
     initial = [p.detach().clone() for p in stock.parameters()]
     start = time.perf_counter()
-    expected = training.train(stock, training.batches(stock, device), training.stock_loss)
+    with progress.step("D: Llama training with the stock loss, the reference", steps):
+        expected = training.train(stock, training.batches(stock, device), training.stock_loss)
     reference_s = time.perf_counter() - start
     del stock
     try:
-        got = memory_efficient_linear.run("D.llama", deadline=watchdog.deadline(device.type, reference_s,
-                                                                                 floor_s=TRAINING_FLOOR_S))
+        with progress.step("D: Llama training through memory_efficient_linear, in its box", steps):
+            got = memory_efficient_linear.run("D.llama", deadline=watchdog.deadline(device.type, reference_s,
+                                                                                     floor_s=TRAINING_FLOOR_S))
     except SubmissionError as exc:
         if exc.undecidable:
             not_measured(exc.undecidable)
         raise AssertionError(f"{criterion_name}: training through the submission failed: "
                              f"{exc.describe()}") from None
     ours = training.TrainingRun(got["losses"], got["first_grads"], got["final"])
-    spec = training.spec_for(device)
     verdict = compare_training(ours, expected, initial, names, model=spec.name, steps=training.STEPS)
     criterion_detail(f"{spec.name}, random weights, {training.STEPS} AdamW steps: losses "
                      f"{['%.5f' % v for v in ours.losses]} vs stock {['%.5f' % v for v in expected.losses]}; "

@@ -14,6 +14,8 @@ _MARK = {"passed": "PASS", "failed": "FAIL", "not_measured": "n/m ", "not_attemp
 # A grading's exit status when it could not decide (a gate not measured, or the grader failed in its own work):
 # distinct from pytest's own codes (0-5), so CI tells an incomplete grading from a failing one.
 INCOMPLETE_EXIT_STATUS = 6
+WIDE = 220  # the scorecard's width where no terminal says otherwise (a log, a pipe)
+MIN_DETAIL = 80  # characters of a detail a row keeps however narrow the terminal (the terminal wraps the rest)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -118,8 +120,11 @@ class Scorecard:
         """Write the scorecard to `path` (parents created)."""
         write_json(path, self.as_json())
 
-    def lines(self) -> list[str]:
-        """The terminal scorecard, one line per criterion."""
+    def lines(self, width: int = WIDE, full_text_at: str | None = None) -> list[str]:
+        """The terminal scorecard, one line per criterion, at most `width` characters (wider only to keep
+        `MIN_DETAIL` of a detail). A detail that does not fit, or has more lines, is cut at a word and ends with a
+        marker naming where the whole of it is: `failure_details` for a failed criterion, else `full_text_at` (the
+        files the run writes, e.g. `--score-json`'s), else the option that would write it."""
         out = [f"submission: {self.submission}   device: {self.environment.get('device')}   "
                f"grader seed: {self.grader_seed}   hypothesis profile: {self.hypothesis_profile}", box_line(self.box)]
         for card in self.puzzles.values():
@@ -142,10 +147,10 @@ class Scorecard:
             for name, o in card.outcomes.items():
                 pts = s.per_criterion.get(name)
                 pts_s = f"{pts:+d}" if pts else "  "
-                detail = o.detail.splitlines()[0] if o.detail else ""
-                if o.status == "failed" and len(o.detail.splitlines()) > 1:
-                    detail += "  [...]"
-                out.append(f"  {_MARK[o.status]} {pts_s:>3}  {name:<36} {detail}"[:220])
+                row = f"  {_MARK[o.status]} {pts_s:>3}  {name:<36} "
+                rest = ("[... see 'why criteria failed' below]" if o.status == "failed" else
+                        f"[... full text in {full_text_at}]" if full_text_at else "[... full text: --score-json PATH]")
+                out.append(row + cut_detail(o.detail, max(width - len(row), MIN_DETAIL), rest))
             out.extend(f"  note: {n}" for n in s.notes)
         out.append(f"reproduce: {self.reproduce}")
         return out
@@ -159,6 +164,20 @@ class Scorecard:
                     out.append(f"--- {card.letter}.{name} failed:")
                     out.extend("    " + line for line in o.detail.splitlines())
         return out
+
+
+def cut_detail(detail: str, room: int, marker: str) -> str:
+    """`detail`'s first line if it is the whole detail and fits in `room` characters; otherwise as much of it as fits
+    before `marker` (which says where the rest is), cut at a space where one is near."""
+    lines = detail.splitlines()
+    first = lines[0].rstrip() if lines else ""
+    if len(lines) <= 1 and len(first) <= room:
+        return first
+    if len(first) + 1 + len(marker) <= room:
+        return f"{first} {marker}".lstrip()
+    keep = first[:max(room - len(marker) - 1, 0)]
+    space = keep.rfind(" ")
+    return f"{keep[:space] if space > len(keep) // 2 else keep} {marker}".lstrip()
 
 
 def box_line(box: dict[str, str] | None) -> str:
