@@ -4,6 +4,7 @@ interpreter must be switched on before Triton is imported."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from tests.verdicts import REPO
 
 PRELUDE = """
+import json
 import os
 os.environ["TRITON_INTERPRET"] = "1"
 from grader.box.interpreter import make_faithful, limitation
@@ -151,3 +153,46 @@ def test_every_patch_finds_its_target_in_this_triton_and_a_missing_one_is_named(
         print(make_faithful())
     """, tmp_path)
     assert out.splitlines() == ["[]", "['InterpreterBuilder.create_no_such_op']"]
+
+
+BF16_STORE = """
+import json, sys
+import torch, triton, triton.language as tl
+
+@triton.jit
+def store(x_ptr, out_ptr, n, B: tl.constexpr):
+    i = tl.arange(0, B)
+    tl.store(out_ptr + i, tl.load(x_ptr + i, mask=i < n), mask=i < n)  # float32 values into a bfloat16 pointer
+
+x = torch.randn(4096, generator=torch.Generator().manual_seed(0))
+out = torch.empty(x.numel(), dtype=torch.bfloat16)
+store[(1,)](x, out, x.numel(), B=4096)
+bits = out.view(torch.int16)
+nearest_even = x.bfloat16().view(torch.int16)  # torch rounds to nearest even, as a GPU's cvt.rn.bf16.f32 does
+truncated = (x.view(torch.int32) >> 16).to(torch.int16)
+print(json.dumps({"argv": sys.argv[1:], "n": x.numel(), "nearest_even": int((bits == nearest_even).sum()),
+                  "truncated": int((bits == truncated).sum())}))
+"""
+
+
+def test_the_solvers_command_stores_bf16_rounded_to_nearest_even_where_the_plain_interpreter_truncates(tmp_path):
+    """`python3 -m grader.box.interpreter SCRIPT ARG` runs a solver's own check under the box's interpreter: every
+    float32 value stored into a bfloat16 pointer rounds to nearest even, as on a GPU; the same script under plain
+    TRITON_INTERPRET=1 truncates every one of them (about half end 1 ulp low)."""
+    script = tmp_path / "my_check.py"
+    script.write_text(BF16_STORE)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("TRITON_INTERPRET", None)
+
+    def run(*command: str, **extra: str) -> dict:
+        proc = subprocess.run([sys.executable, *command], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**env, **extra})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout.splitlines()[-1])
+
+    plain = run(str(script), "an-argument", TRITON_INTERPRET="1")
+    gpu_like = run("-m", "grader.box.interpreter", str(script), "an-argument")
+    n = plain["n"]
+    assert plain["truncated"] == n and plain["nearest_even"] < 0.6 * n, plain
+    assert gpu_like == {"argv": ["an-argument"], "n": n, "nearest_even": n, "truncated": plain["nearest_even"]}, \
+        gpu_like

@@ -21,6 +21,12 @@ bf16 instructions do, and round back to nearest even with NaN kept quiet; the au
 and, all timings being equal, keeps the first, so the choice is the same in every run. Everything else is left
 to the interpreter. What it still cannot run (inline PTX) is turned into `not_measured` by the tests that call a
 kernel, never into `failed`.
+
+`use_interpreter()` is what the box's runner calls on a machine without a GPU; a solver's own check gets the same
+interpreter by calling it before any `@triton.jit` is applied, or with no change to the check at all:
+
+    python3 -m grader.box.interpreter my_check.py [ARG ...]     # as `python3 my_check.py ARG ...` would run it
+    python3 -m grader.box.interpreter -m pytest test_mine.py    # as `python3 -m pytest test_mine.py`
 """
 
 from __future__ import annotations
@@ -53,9 +59,10 @@ def _run_once(kernel_call: Any, quantiles: Any) -> list[float]:
 
 
 def use_interpreter() -> None:
-    """Switch Triton's interpreter on (before anything defines a kernel) and make it faithful: what a runner does
-    on a machine without a GPU, before it imports the submission. Warns, naming them, about patches this Triton
-    has no target for."""
+    """Switch Triton's interpreter on and make it faithful (`make_faithful`): what the box's runner does on a machine
+    without a GPU before it imports the submission, and what a solver's own check on a CPU calls to compute what a
+    GPU would. Call it before any `@triton.jit` is applied (Triton reads TRITON_INTERPRET when a kernel is defined).
+    Warns, naming them, about patches this Triton has no target for."""
     import os
     import warnings
 
@@ -249,3 +256,35 @@ def _raised_in(exc: BaseException, directory: str) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+USAGE = ("usage: python3 -m grader.box.interpreter SCRIPT [ARG ...]\n"
+         "       python3 -m grader.box.interpreter -m MODULE [ARG ...]\n"
+         "Run SCRIPT (or MODULE, as python3 -m runs it) with Triton's interpreter on and rounding as a GPU does: the\n"
+         "interpreter the grader's box uses on a machine without a GPU (grader.box.interpreter.use_interpreter).")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python3 -m grader.box.interpreter`: run a script or module as `python3` would, under `use_interpreter()`."""
+    import os
+    import runpy
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return
+    if not args or args == ["-m"]:
+        raise SystemExit(USAGE)
+    use_interpreter()
+    if args[0] == "-m":
+        sys.argv = args[1:]
+        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = args
+        sys.path[0] = os.path.dirname(os.path.abspath(args[0]))  # the script's directory, as `python3 SCRIPT` has it
+        runpy.run_path(args[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
