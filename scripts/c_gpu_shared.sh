@@ -32,13 +32,13 @@ for case in expectations.load(Path("tests/expected/C.toml")):
 PY
 )
 fi
-if [ "${#select[@]}" -gt 0 ]; then
-  cp "$out/verdicts.json" "$out/verdicts-corpus.json" 2>/dev/null
-  timeout "$limit" python3 scripts/gpu_verdicts.py "${select[@]}" --jobs 4 --out "$out" 2>&1 | tee "$GRADER_LOGS/verdicts-$part.log"
-fi
 if [ "$part" = rest ]; then
   [ -n "$hold" ] && kill "$hold" 2>/dev/null  # c_gpu_oom.py holds the card its own way
   python3 scripts/c_gpu_oom.py --out "$GRADER_LOGS/oom" 2>&1 | tee "$GRADER_LOGS/oom.log"
+fi
+if [ "${#select[@]}" -gt 0 ]; then
+  cp "$out/verdicts.json" "$out/verdicts-corpus.json" 2>/dev/null
+  timeout "$limit" python3 scripts/gpu_verdicts.py "${select[@]}" --jobs 4 --out "$out" 2>&1 | tee "$GRADER_LOGS/verdicts-$part.log"
 fi
 kill "${jobs[@]}" 2>/dev/null
 grep -h "judge's GPU peak\|loaded from the oracle store\|training it here" "$out"/*.log | sort | uniq -c | head -20

@@ -147,10 +147,12 @@ def _train_both(run: CRun, seed: int, progress: Progress) -> float:
     (`one_off_peak_bytes`): a grading that loads them from the store never holds it."""
     import torch
 
+    cuda = run.device.type == "cuda"
     seconds = _train_oracle(run, seed, progress)
+    oracle_reserved = torch.cuda.max_memory_reserved(run.device) if cuda else 0  # `train` reset the peak at its start
     _train_noise_floor(run, seed, progress)
-    if run.device.type == "cuda":
-        run.one_off_peak_bytes = torch.cuda.max_memory_reserved(run.device)
+    if cuda:
+        run.one_off_peak_bytes = max(oracle_reserved, torch.cuda.max_memory_reserved(run.device))
         torch.cuda.reset_peak_memory_stats(run.device)
         progress.line(f"C: the judge's GPU peak over the oracle and the floor: {run.one_off_peak_bytes / GIB:.2f} GiB "
                       f"reserved (oracle {run.eager.peak_bytes / GIB:.2f}, floor {run.eager_floor.peak_bytes / GIB:.2f}"
