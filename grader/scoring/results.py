@@ -15,7 +15,6 @@ from typing import Any, Sequence
 import pytest
 
 from grader.box.sandbox import BoxInfo
-from grader.judging import profiles
 from grader.judging.outcomes import DEVICE, GRADER
 from grader.scoring.rubric import PUZZLES, Outcome, score
 from grader.scoring.scorecard import PuzzleCard, Scorecard
@@ -52,14 +51,14 @@ class TestResult:
 
 @dataclass(eq=False)
 class GraderSession:
-    """Run state: the options, and every criterion's test results as they arrive."""
+    """A grading run's state (made only in a grading run): the options, and every criterion's test results as they
+    arrive."""
 
     submission_spec: str
     seed: int
     puzzles: list[str]
     criteria: list[str]
     min_scores: dict[str, int]
-    grading: bool  # whether this run grades (is_grading_run); otherwise the plugin stays out of the way
     results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None
@@ -208,6 +207,7 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
     """Score every collected puzzle from the results received so far."""
     if not state.collected:
         return None
+    from grader.judging import profiles  # Hypothesis: not imported by the plugin outside a grading run
     from grader.scoring import environment
 
     cards = {}
