@@ -130,8 +130,9 @@ _WORKER = pytest.StashKey[WorkerState]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("grader")
     group.addoption("--no-isolation", action="store_true", default=False,
-                    help="run the submission in this pytest process (for debugging: a crash or hang then ends "
-                         "the run without a scorecard)")
+                    help="run the judge (the grader's tests) in this pytest process, not in a worker; the "
+                         "submission still runs in its box (for debugging: a crash or hang of the judge then ends the "
+                         "run without a scorecard)")
     group.addoption("--puzzle-timeout", type=float, default=DEFAULT_PUZZLE_TIMEOUT_S, metavar="SECONDS",
                     help=f"stop grading a puzzle after this long; its remaining tests fail "
                          f"(default {DEFAULT_PUZZLE_TIMEOUT_S})")
