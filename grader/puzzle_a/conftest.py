@@ -10,7 +10,7 @@ from grader.judging.profiles import DEFAULT_PROFILE
 
 
 @pytest.fixture(scope="session")
-def dequantize_nf4(submission: Any) -> Any:
+def a_box(submission: Any) -> Any:
     """The box that runs the submission's `dequantize_nf4(weight, quant_state)` (`grader.box.client.Box`)."""
     return submission.require("A")
 
