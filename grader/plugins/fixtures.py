@@ -17,7 +17,7 @@ import pytest
 from grader.judging import profiles
 from grader.judging.progress import Progress
 from grader.judging.shrinking import ShrinkBudget
-from grader.plugins.grading import JUDGING, STASH, check_criterion
+from grader.plugins.grading import BOX, JUDGING, STASH, check_criterion
 from grader.plugins.runtime import GRADER_DIR, choose_device, criterion_of, is_xdist_worker, runs_side_by_side
 from grader.scoring.results import ALSO, DATA, DETAIL, VALUE
 
@@ -69,8 +69,7 @@ def oracle_store(pytestconfig: pytest.Config, progress: Progress) -> Path | None
     asked = pytestconfig.getoption("oracle_store")
     if asked == "none":
         return None
-    state = pytestconfig.stash[STASH]
-    if state.box is None or not state.box.boxed:
+    if not pytestconfig.stash[BOX].boxed:
         progress.line("the oracle store is not used: the submission runs unboxed and could read it")
         return None
     directory = Path(asked).expanduser().resolve() if asked else default_directory().resolve()
@@ -91,7 +90,7 @@ def submission(pytestconfig: pytest.Config, device: Any, progress: Progress,
 
     state = pytestconfig.stash[STASH]
     boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
-                            info=state.box, progress=progress.line,
+                            info=pytestconfig.stash[BOX], progress=progress.line,
                             judging=lambda: pytestconfig.stash.get(JUDGING, None),
                             hidden=[oracle_store] if oracle_store is not None else [])
     yield boxed

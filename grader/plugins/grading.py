@@ -21,7 +21,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
@@ -33,7 +33,11 @@ from grader.scoring.results import CRITERION, NOTES, PUZZLE, STOP, GraderSession
 from grader.scoring.rubric import PUZZLES
 from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS, WIDE, box_line
 
+if TYPE_CHECKING:
+    from grader.box.sandbox import BoxInfo
+
 STASH = pytest.StashKey[GraderSession]()
+BOX = pytest.StashKey["BoxInfo"]()  # the sandbox the submission runs in (`grader.box.sandbox.probe`)
 JUDGING = pytest.StashKey[str]()  # "A.correct": the criterion of the test being run (its setup included)
 TOLD_IN = "_grader_told_in"  # set on an exception: the criterion whose verdict told it (`told_elsewhere`)
 SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
@@ -101,9 +105,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from grader.box import sandbox
 
     try:
-        state.box = sandbox.probe(config.getoption("box"))
+        box = config.stash[BOX] = sandbox.probe(config.getoption("box"))
     except sandbox.BoxUnavailable as exc:
         raise pytest.UsageError(str(exc)) from None
+    state.box = box.as_json()
     for line in ("ignore::DeprecationWarning", "ignore::FutureWarning"):  # as this checkout's pyproject.toml does
         config.addinivalue_line("filterwarnings", line)
     from grader.judging import profiles
@@ -151,7 +156,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if s is None:
         return []
     return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}",
-            f"grader: {box_line(s.box.as_json() if s.box else None)}"]
+            f"grader: {box_line(s.box)}"]
 
 
 def check_criterion(letter: str, name: str, *, where: str) -> None:

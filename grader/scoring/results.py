@@ -14,7 +14,6 @@ from typing import Any, Sequence
 
 import pytest
 
-from grader.box.sandbox import BoxInfo
 from grader.judging.outcomes import DEVICE, GRADER
 from grader.scoring.rubric import PUZZLES, Outcome, score
 from grader.scoring.scorecard import PuzzleCard, Scorecard
@@ -63,7 +62,7 @@ class GraderSession:
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None
     report_error: str | None = None  # why --report-html could not be written (the run then fails)
-    box: BoxInfo | None = None  # the sandbox the submission runs in (grader.box.sandbox.probe)
+    box: dict[str, str] | None = None  # the sandbox the submission runs in, as the scorecard's `box` entry
     # GPU memory the grading held, in bytes (the largest seen of each): "judge" (its own work after any one-off),
     # "box" (the submission's process), "one_off" (work done once per key, as C's oracle, when this run did it)
     resources: dict[str, int] = field(default_factory=dict)
@@ -225,4 +224,4 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
         submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,
         environment=environment.describe(), puzzles=cards,
         reproduce=reproduce_command(config.invocation_params.args, state.seed, profile),
-        box=state.box.as_json() if state.box else None, resources=dict(state.resources) or None)
+        box=state.box, resources=dict(state.resources) or None)
