@@ -1,6 +1,7 @@
 """Grading many submissions: a directory and single files graded by `python -m grader.batch`, one crashing
 submission not stopping the others, progress printed, leaderboards written and merged across runs (the
-several-machines workflow of the README); several --submission values given to pytest are refused."""
+several-machines workflow of the README); several --submission values given to pytest are refused; the per-puzzle
+time limit is `--puzzle-timeout`, as in a grading."""
 
 from __future__ import annotations
 
@@ -84,3 +85,24 @@ def test_pytest_refuses_several_submissions_and_points_to_the_batch_driver(tmp_p
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert "python -m grader.batch a.py b.py" in proc.stderr, proc.stderr
+
+
+def test_the_batch_names_its_time_limit_puzzle_timeout_and_still_takes_the_old_name(tmp_path, monkeypatch, capsys):
+    """One name for one limit: `--puzzle-timeout`, as pytest's grading option; `--timeout-per-puzzle` is still
+    accepted, hidden from --help, with a deprecation message on standard error."""
+    from grader.batch import driver
+
+    graded = []
+    monkeypatch.setattr(driver, "grade_all", lambda specs, **options: graded.append(options["timeout"]))
+    sub = tmp_path / "mine.py"
+    sub.write_text("def dequantize_nf4(weight, quant_state):\n    return None\n")
+    assert driver.main([str(sub), "--gpus", "none", "--puzzle-timeout", "120"]) == 0
+    assert capsys.readouterr().err == ""
+    assert driver.main([str(sub), "--gpus", "none", "--timeout-per-puzzle", "90"]) == 0
+    assert "--timeout-per-puzzle is deprecated; use --puzzle-timeout" in capsys.readouterr().err
+    assert driver.main([str(sub), "--gpus", "none"]) == 0
+    assert graded == [120.0, 90.0, 3600.0]
+    with pytest.raises(SystemExit):
+        driver.main(["--help"])
+    usage = capsys.readouterr().out
+    assert "--puzzle-timeout" in usage and "--timeout-per-puzzle" not in usage, usage

@@ -91,8 +91,9 @@ def test_c_never_answered():
 
 def test_reports_become_verdicts(pytester, monkeypatch):
     pytester.makepyfile(test_verdicts=VERDICTS)
+    # A grading run (it names a submission; the plugins act in no other), in this process (--no-isolation).
     result = run_with_plugin(pytester, monkeypatch, "-p", "grader.plugins.guards", "--score-json", "score.json",
-                             "--box", "none")
+                             "--box", "none", "--submission", "solutions", "--no-isolation")
     result.assert_outcomes(passed=4, errors=1)
     card = json.loads((pytester.path / "score.json").read_text())
     a, c, d = (card["puzzles"][p]["criteria"] for p in "ACD")

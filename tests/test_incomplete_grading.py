@@ -60,7 +60,7 @@ def test_a_complete_grading_exits_on_its_criteria_and_min_scores():
 
 
 def test_a_graders_failure_folds_into_its_criterions_outcome():
-    s = GraderSession("sub.py", 1, ["C"], [], {}, grading=True)
+    s = GraderSession("sub.py", 1, ["C"], [], {})
     s.results[("C", "correct")] = [TestResult("t::a", "not_measured", message="out of memory", cause=GRADER)]
     s.results[("C", "mlp_compiled")] = [TestResult("t::b", "not_measured", message="needs a GPU")]
     assert s.outcome("C", "correct").grader_failure is True

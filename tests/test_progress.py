@@ -26,8 +26,11 @@ def test_raising(progress):
 
 @pytest.fixture
 def run(pytester, monkeypatch):
+    """A grading run of LONG_STEP (it names a submission: the `progress` fixture exists in no other), in this
+    process (--no-isolation), plus the arguments given."""
     pytester.makepyfile(test_long=LONG_STEP)
-    return lambda *args: run_with_plugin(pytester, monkeypatch, *args)
+    grading = ("--submission", "solutions", "--no-isolation", "--box", "none")
+    return lambda *args: run_with_plugin(pytester, monkeypatch, *grading, *args)
 
 
 def test_steps_are_announced_and_timed_despite_capture(run):

@@ -130,7 +130,7 @@ def test_a_random_seed_run_is_graded_with_its_printed_seed_and_its_reproduce_com
 def test_the_seed_reaches_every_xdist_worker_and_wins_there():
     """Unit level: the controller's seed goes into each new worker's `workerinput`, and a worker takes it."""
     stash = pytest.Stash()
-    stash[grading.STASH] = GraderSession("solutions", 7, [], [], {}, grading=True)
+    stash[grading.STASH] = GraderSession("solutions", 7, [], [], {})
     node = types.SimpleNamespace(config=types.SimpleNamespace(stash=stash), workerinput={})
     grading.pytest_configure_node(node)
     assert node.workerinput[grading.SEED_INPUT] == 7

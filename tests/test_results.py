@@ -12,7 +12,7 @@ from grader.scoring.scorecard import MIN_DETAIL, WIDE, PuzzleCard, Scorecard, cu
 
 
 def _session(*results: TestResult) -> GraderSession:
-    s = GraderSession("sub.py", 1, ["A"], [], {}, grading=True)
+    s = GraderSession("sub.py", 1, ["A"], [], {})
     s.results[("A", "correct")] = list(results)
     return s
 

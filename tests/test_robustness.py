@@ -59,7 +59,7 @@ def main_batch(tmp_path_factory):
 def crash_batch(tmp_path_factory):
     return run_batch(tmp_path_factory, "robustness-crash", [
         *(str(BROKEN / f"{n}.py") for n in CRASHES), "--puzzle", "A", "--puzzle", "D", "--jobs", "2",
-        "--timeout-per-puzzle", str(TIME_LIMIT_S), "--", "--criterion", "A.correct", "--criterion", "D.correct",
+        "--puzzle-timeout", str(TIME_LIMIT_S), "--", "--criterion", "A.correct", "--criterion", "D.correct",
         "-k", "linear4bit or autograd_function", "--hypothesis-profile", "ci"])
 
 

@@ -2,8 +2,8 @@
 
 One Ray task per (submission, puzzle), asking for one GPU where the cluster has GPUs, else one CPU. Each task
 runs `grader.batch.worker.run_worker` (the same isolated pytest worker as a run on one host: same seed, same
-per-puzzle time limit, same crash and hang verdicts) in a scratch directory of the node it lands on, and
-returns the worker's puzzle card, exit status, time, reason and the last `LOG_CAP` bytes of its log. The driver
+per-puzzle time limit `--puzzle-timeout`, same crash and hang verdicts) in a scratch directory of the node it lands
+on, and returns the worker's puzzle card, exit status, time, reason and the last `LOG_CAP` bytes of its log. The driver
 writes the logs under `OUT/work/NAME/P.log` and builds the scorecards and the leaderboard exactly as a local run.
 
 No shared filesystem is assumed. The grader checkout travels as Ray's runtime-env `working_dir` (`EXCLUDES`

@@ -1,12 +1,12 @@
 """Grade many submissions into one leaderboard, each puzzle of each submission in its own worker process.
 
     python -m grader.batch SUBMISSION_OR_DIR... [--jobs N] [--gpus auto|none|0,1] [--puzzle X]
-                           [--timeout-per-puzzle S] [--grader-seed N] [--out DIR] [-- PYTEST_ARGS...]
+                           [--puzzle-timeout S] [--grader-seed N] [--out DIR] [-- PYTEST_ARGS...]
     python -m grader.batch SUBMISSION_OR_DIR... --ray [ADDRESS] [--puzzle X] ... [-- PYTEST_ARGS...]
     python -m grader.batch --merge DIR... --out DIR
 
 Every (submission, puzzle) pair is one `pytest grader/puzzle_x --submission S --puzzle X` subprocess in its
-own process group. A segfault, an abort, an out-of-memory kill or a hang (past `--timeout-per-puzzle`)
+own process group. A segfault, an abort, an out-of-memory kill or a hang (past `--puzzle-timeout`)
 ends only that worker: the driver fails the puzzle's gate with the reason and the worker's last output,
 and grades everything else. Each submission's scorecard is always written (`OUT/scorecards/NAME.json`),
 then `OUT/leaderboard.json`, `OUT/leaderboard.md` and `OUT/leaderboard.html` (with a page per submission,
@@ -212,6 +212,20 @@ def merge(dirs: Sequence[str], out: Path) -> list[dict[str, Any]]:
     return merged
 
 
+class _Renamed(argparse.Action):
+    """An option's former name, hidden from --help: still accepted for the new one, with a deprecation message on
+    standard error."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new_name: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new_name = new_name
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new_name}", file=sys.stderr, flush=True)
+        setattr(namespace, self.dest, values)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (`python -m grader.batch`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -234,9 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "after the submissions, or write --ray=ADDRESS")
     parser.add_argument("--puzzle", action="append", choices=sorted(PUZZLES), help="grade only this puzzle "
                         "(repeatable; default: those named by --criterion in the pytest args, else all)")
-    parser.add_argument("--timeout-per-puzzle", type=float, default=3600.0, metavar="S",
+    parser.add_argument("--puzzle-timeout", type=float, default=3600.0, metavar="S",
                         help="seconds a puzzle's worker may run before it is stopped and the puzzle failed "
                         "(default: 3600)")
+    parser.add_argument("--timeout-per-puzzle", dest="puzzle_timeout", type=float, default=argparse.SUPPRESS,
+                        action=_Renamed, new_name="--puzzle-timeout", help=argparse.SUPPRESS)
     parser.add_argument("--grader-seed", type=int, default=None, help="one seed for every worker (default: random, "
                         "printed and recorded)")
     parser.add_argument("--out", default="out/batch", help="output directory (default: out/batch)")
@@ -265,11 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     puzzles = args.puzzle or sorted({c.split(".")[0] for c in criteria if c.split(".")[0] in PUZZLES}) or sorted(PUZZLES)
     seed = args.grader_seed if args.grader_seed is not None else random.SystemRandom().randrange(2**31)
     if args.ray is not None:
-        grade_all(specs, puzzles=puzzles, timeout=args.timeout_per_puzzle, seed=seed, out=out,
+        grade_all(specs, puzzles=puzzles, timeout=args.puzzle_timeout, seed=seed, out=out,
                   pytest_args=pytest_args, ray=args.ray)
         return 0
     gpus = ([] if args.gpus == "none" else detect_gpus() if args.gpus in (None, "auto") else args.gpus.split(","))
     jobs = args.jobs or (4 * len(gpus) if gpus else 1)  # on GPUs an upper bound: memory decides below it
-    grade_all(specs, puzzles=puzzles, jobs=jobs, gpus=gpus, timeout=args.timeout_per_puzzle, seed=seed, out=out,
+    grade_all(specs, puzzles=puzzles, jobs=jobs, gpus=gpus, timeout=args.puzzle_timeout, seed=seed, out=out,
               pytest_args=pytest_args)
     return 0

@@ -98,7 +98,7 @@ def run_worker(job: Job, seed: int, work: Path, timeout: float, pytest_args: Seq
     entry = PUZZLES[job.puzzle].entry_point
     reason = None
     if timed_out:
-        reason = f"exceeded the per-puzzle time limit of {timeout:g} s (--timeout-per-puzzle) and was stopped"
+        reason = f"exceeded the per-puzzle time limit of {timeout:g} s (--puzzle-timeout) and was stopped"
     elif rc < 0:
         reason = f"was killed by {describe_signal(-rc)}"
     elif card is None or job.puzzle not in card.get("puzzles", {}):

@@ -52,11 +52,6 @@ class BoxedSubmission:
         for box in self._boxes.values():
             box.close()
 
-    def provides(self, puzzle: str, *, via: str | None = None) -> bool:
-        """Whether the submission defines `puzzle`'s entry point, as the box of `via` (default: `puzzle`) found."""
-        hello = self.box(via or puzzle).describe()
-        return bool(hello["loaded"] and hello["entries"][puzzle]["present"])
-
     def require(self, puzzle: str) -> Box:
         """The puzzle's box for a test: fails on a contract error, stops as not attempted when the puzzle's entry
         point is absent (but fails when no puzzle's is: a submission of nothing is broken, not partial)."""
@@ -81,8 +76,4 @@ class BoxedSubmission:
         if found[puzzle]["error"]:
             pytest.fail(f"contract: {found[puzzle]['error']}", pytrace=False)
         return box
-
-    def calls(self) -> int:
-        """Requests answered or attempted so far, over every box."""
-        return sum(b.calls for b in self._boxes.values())
 

@@ -106,7 +106,6 @@ class Box:
         self.peak_bytes: int | None = None  # the most GPU memory any of its runners reserved (their own reports)
         self.crashes: list[Ending] = []
         self.hello: dict[str, Any] | None = None
-        self.calls = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -187,7 +186,6 @@ class Box:
         """Run `task(*args, **kwargs)` in the runner and return its value; SubmissionError or BoxStopped otherwise."""
         process = self._process or self._start()
         process.n += 1
-        self.calls += 1
         n = process.n
         process.mirrors.pack(task, args, {**kwargs, "_deadline": deadline}, wire.request_path(process.exchange, n))
         try:

@@ -29,11 +29,8 @@ PROFILES = {
     "thorough": settings(max_examples=300, **_COMMON),
 }
 DEFAULT_PROFILE = "dev"
-# Per profile: how long shrinking may go on once a property fails (grader.judging.shrinking), and the largest weight
-# puzzle A draws on a CPU, where the Triton interpreter pays per program instance (the ci profile keeps 16
-# second-level absmax groups; dev and thorough 64).
+# Per profile: how long shrinking may go on once a property fails (grader.judging.shrinking).
 SHRINK_SECONDS = {"ci": 15.0, "dev": 60.0, "thorough": 300.0}
-CPU_MAX_NUMEL = {"ci": 1 << 18, "dev": 1 << 20, "thorough": 1 << 20}
 
 
 def register() -> None:

@@ -1,41 +1,43 @@
-"""The pytest plugin: options, the criterion marker, hooks and fixtures.
+"""The grading plugin: options, the criterion marker, hooks; the fixtures are `grader.plugins.fixtures`.
+
+Loaded by every pytest run in an environment where the grader is installed, it is inert outside a grading run
+(`grader.plugins.runtime.is_grading_run`): its options are registered (pytest parses the command line with them),
+and nothing else. In a grading run, `pytest_configure` makes the run's state (`GraderSession`, kept in
+`config.stash[STASH]`), registers it and the fixtures, and sets the seed; every other hook here acts only where
+that state exists.
 
 A grading run flows one way: the submission is loaded (`grader.box.submission`), tests decide criteria and leave
 their verdicts in report properties, the run's state folds them into outcomes and a scorecard
 (`grader.scoring.results`, `grader.scoring.rubric`, `grader.scoring.scorecard`), and `pytest_sessionfinish` sets the
-exit status. Under pytest-xdist the workers run the tests and only the controller scores and writes files. torch is
-imported only by fixtures.
+exit status. Under pytest-xdist the workers run the tests and only the controller scores and writes files. Neither
+Hypothesis nor torch is imported here before a grading run needs them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import shlex
 import shutil
 import sys
-import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
-from hypothesis.errors import FlakyFailure
 
 from grader.box.submission import DEFAULT_SUBMISSION
-from grader.judging import profiles
 from grader.judging.outcomes import GRADER, STOP_ATTRIBUTE, judge_out_of_memory_reason
-from grader.judging.progress import Progress
-from grader.judging.shrinking import ShrinkBudget
 from grader.plugins import benchmark_relay
-from grader.plugins.runtime import (GRADER_DIR, choose_device, criterion_of, is_grading_run, is_xdist_worker,
-                                    runs_side_by_side)
-from grader.scoring.results import (ALSO, CRITERION, DATA, DETAIL, NOTES, PUZZLE, STOP, VALUE, GraderSession,
-                            build_scorecard, replayed_failures)
+from grader.plugins.runtime import GRADER_DIR, criterion_of, is_grading_run, is_xdist_worker
+from grader.scoring.results import CRITERION, NOTES, PUZZLE, STOP, GraderSession, build_scorecard, replayed_failures
 from grader.scoring.rubric import PUZZLES
 from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS, WIDE, box_line
 
+if TYPE_CHECKING:
+    from grader.box.sandbox import BoxInfo
+
 STASH = pytest.StashKey[GraderSession]()
+BOX = pytest.StashKey["BoxInfo"]()  # the sandbox the submission runs in (`grader.box.sandbox.probe`)
 JUDGING = pytest.StashKey[str]()  # "A.correct": the criterion of the test being run (its setup included)
 TOLD_IN = "_grader_told_in"  # set on an exception: the criterion whose verdict told it (`told_elsewhere`)
 SEED_INPUT = "grader_seed"  # the controller's seed in a pytest-xdist worker's `workerinput`
@@ -72,8 +74,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads the profile that --hypothesis-profile names
 def pytest_configure(config: pytest.Config) -> None:
+    """In a grading run only: check the grader's options, make and register the run's state and the fixtures
+    (`grader.plugins.fixtures`), probe the box, register the grader's Hypothesis profiles and seed Hypothesis.
+    Elsewhere nothing."""
+    if not is_grading_run(config):
+        return
     config.addinivalue_line("markers", "criterion(puzzle, name): the rubric criterion this test decides")
-    seed = config.option.grader_seed = run_seed(config)
     min_scores = {}
     for item in config.getoption("min_score"):
         letter, _, points = item.partition("=")
@@ -82,26 +88,31 @@ def pytest_configure(config: pytest.Config) -> None:
         min_scores[letter] = int(points)
     for c in config.getoption("criterion"):
         letter, _, name = c.partition(".")
-        _check_criterion(letter, name, where=f"--criterion {c}")
+        check_criterion(letter, name, where=f"--criterion {c}")
     submissions = config.getoption("submission") or [DEFAULT_SUBMISSION]
     if len(submissions) > 1:
         raise pytest.UsageError(
             f"--submission was given {len(submissions)} times; one pytest run grades one submission. Grade several "
             f"into one leaderboard with: python -m grader.batch {shlex.join(submissions)}")
+    seed = run_seed(config)
     state = config.stash[STASH] = GraderSession(
         submission_spec=submissions[0], seed=seed, puzzles=config.getoption("puzzle"),
-        criteria=config.getoption("criterion"), min_scores=min_scores, grading=is_grading_run(config))
+        criteria=config.getoption("criterion"), min_scores=min_scores)
     config.pluginmanager.register(state, "grader-session")
-    if not state.grading:
-        return
+    from grader.plugins import fixtures
+
+    config.pluginmanager.register(fixtures, fixtures.__name__)
     from grader.box import sandbox
 
     try:
-        state.box = sandbox.probe(config.getoption("box"))
+        box = config.stash[BOX] = sandbox.probe(config.getoption("box"))
     except sandbox.BoxUnavailable as exc:
         raise pytest.UsageError(str(exc)) from None
+    state.box = box.as_json()
     for line in ("ignore::DeprecationWarning", "ignore::FutureWarning"):  # as this checkout's pyproject.toml does
         config.addinivalue_line("filterwarnings", line)
+    from grader.judging import profiles
+
     profiles.register()
     if config.getoption("hypothesis_profile", None) is None:
         from hypothesis import settings
@@ -113,13 +124,18 @@ def pytest_configure(config: pytest.Config) -> None:
         hypothesis.core.global_force_seed = seed
 
 
+def session_of(config: pytest.Config) -> GraderSession | None:
+    """The grading run's state; None outside a grading run, where every hook here returns at once."""
+    return config.stash.get(STASH, None)
+
+
 def run_seed(config: pytest.Config) -> int:
     """The run's grader seed: `--grader-seed`; in a pytest-xdist worker, the controller's (`pytest_configure_node`
     hands it over); else a random one, drawn once by the controller.
 
-    xdist starts a worker with the controller's command line, not with its options: a seed the controller drew and
-    set on `config.option` never reached the worker, which drew a random seed of its own, so a run without
-    `--grader-seed` printed one seed and graded with another, and its `reproduce` command did not reproduce it.
+    xdist starts a worker with the controller's command line, not with its options: without the handover, the worker
+    drew a random seed of its own, so a run without `--grader-seed` printed one seed and graded with another, and
+    its `reproduce` command did not reproduce it.
     """
     seed = config.getoption("grader_seed")
     if seed is None and is_xdist_worker(config):
@@ -130,20 +146,20 @@ def run_seed(config: pytest.Config) -> int:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """Give each new pytest-xdist worker (a replacement too) the controller's grader seed (`run_seed`)."""
-    state = node.config.stash.get(STASH, None)
-    if state is not None and state.grading:
+    state = session_of(node.config)
+    if state is not None:
         node.workerinput[SEED_INPUT] = state.seed
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    s = config.stash[STASH]
-    if not s.grading:
+    s = session_of(config)
+    if s is None:
         return []
     return [f"grader: submission={s.submission_spec} seed={s.seed} puzzles={','.join(s.puzzles) or 'all'}",
-            f"grader: {box_line(s.box.as_json() if s.box else None)}"]
+            f"grader: {box_line(s.box)}"]
 
 
-def _check_criterion(letter: str, name: str, *, where: str) -> None:
+def check_criterion(letter: str, name: str, *, where: str) -> None:
     """A UsageError naming `where` unless `letter.name` is a rubric criterion (a typo fails loudly)."""
     if letter not in PUZZLES:
         raise pytest.UsageError(f"{where}: unknown puzzle {letter!r}; expected PUZZLE.NAME with PUZZLE in {sorted(PUZZLES)}")
@@ -154,7 +170,9 @@ def _check_criterion(letter: str, name: str, *, where: str) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = config.stash[STASH]
+    state = session_of(config)
+    if state is None:
+        return
     keep, drop = [], []
     for item in items:
         crit = criterion_of(item)
@@ -164,7 +182,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             keep.append(item)
             continue
         letter, name = crit
-        _check_criterion(letter, name, where=item.nodeid)
+        check_criterion(letter, name, where=item.nodeid)
         selected = (not state.puzzles or letter in state.puzzles) and (
             not state.criteria or f"{letter}.{name}" in state.criteria)
         if selected:
@@ -184,7 +202,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Note the criterion the test decides before its fixtures run: a submission process that ends during one of its
     calls (a shared fixture's included) is told in this test's verdict, and later tests point there."""
     crit = criterion_of(item)
-    if crit is not None and item.config.stash[STASH].grading:
+    if crit is not None and session_of(item.config) is not None:
         item.config.stash[JUDGING] = ".".join(crit)
 
 
@@ -197,6 +215,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete. A
     failure already told under another criterion (`told_elsewhere`) is reported as a pointer to it."""
     report = yield
+    if session_of(item.config) is None:
+        return report
     error = call.excinfo.value if call.excinfo is not None else None
     crit = criterion_of(item)
     if report.failed and error is not None and crit is not None and _out_of_memory(error):
@@ -206,12 +226,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.user_properties.append((STOP, json.dumps({"status": "not_measured", "reason": reason,
                                                          "cause": GRADER})))
         return report
-    if item.config.stash[STASH].grading and report.failed and error is not None and crit is not None:
+    if report.failed and error is not None and crit is not None:
         pointer = told_elsewhere(error, ".".join(crit))
         if pointer is not None:
             report.longrepr = pointer
             return report
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
+    from hypothesis.errors import FlakyFailure
+
     if isinstance(error, FlakyFailure):
         notes += replayed_failures(error)
     if report.failed and notes:
@@ -252,9 +274,10 @@ RESOURCES_OUTPUT = "grader_resources"  # a pytest-xdist worker's measured GPU me
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    state = config.stash[STASH]
-    if state.grading:
-        state.record_peak("judge", _judge_peak_bytes())
+    state = session_of(config)
+    if state is None:
+        return
+    state.record_peak("judge", _judge_peak_bytes())
     if is_xdist_worker(config):
         config.workeroutput[RESOURCES_OUTPUT] = json.dumps(state.resources)
         return
@@ -285,7 +308,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """The GPU memory a pytest-xdist worker measured (`RESOURCES_OUTPUT`), kept by the controller for the scorecard."""
-    state = node.config.stash.get(STASH, None)
+    state = session_of(node.config)
     measured = getattr(node, "workeroutput", {}).get(RESOURCES_OUTPUT)
     if state is not None and measured:
         for name, nbytes in json.loads(measured).items():
@@ -314,9 +337,9 @@ def exit_status(card: Any, min_scores: dict[str, int], *, criterion_failed: bool
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if is_xdist_worker(config):
+    state = session_of(config)
+    if state is None or is_xdist_worker(config):
         return
-    state = config.stash[STASH]
     card = state.scorecard
     if card is None:
         return
@@ -344,182 +367,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Record the grader's environment (device, driver, library versions) in pytest-benchmark's JSON, so that
     `python -m grader.compare_benchmarks` can refuse to compare files from different devices."""
-    if not config.stash[STASH].grading:
+    if session_of(config) is None:
         return
     from grader.scoring import environment
 
     machine_info["grader_environment"] = environment.describe()
-
-
-# ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def progress(pytestconfig: pytest.Config) -> Progress:
-    """Progress lines for long steps: `with progress.step("C: training"): ...`; shown with -q too (a log cut short
-    must say which step it was in), silent with -qq and with several xdist workers; from the one worker of an
-    isolated run, on its standard error, the controller's terminal."""
-    plugins = pytestconfig.pluginmanager
-    capture = plugins.get_plugin("capturemanager")
-    if pytestconfig.get_verbosity() < -1 or runs_side_by_side(pytestconfig):
-        return Progress(None, capture)
-    if is_xdist_worker(pytestconfig):
-        return Progress(None, capture, sys.__stderr__)  # the process's own stderr, not the captured one
-    return Progress(plugins.get_plugin("terminalreporter"), capture)
-
-
-@pytest.fixture(scope="session")
-def hypothesis_profile(pytestconfig: pytest.Config) -> str:
-    """The name of the Hypothesis profile this run uses (`--hypothesis-profile`, else the grader's default)."""
-    return pytestconfig.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE
-
-
-@pytest.fixture
-def shrink_budget(hypothesis_profile: str) -> ShrinkBudget:
-    """A fresh shrink budget for one property (`grader.judging.shrinking`), as long as the profile allows."""
-    return ShrinkBudget(profiles.SHRINK_SECONDS.get(hypothesis_profile, profiles.SHRINK_SECONDS["dev"]))
-
-
-@pytest.fixture(scope="session")
-def grader_seed(pytestconfig: pytest.Config) -> int:
-    """The run's seed (`--grader-seed`), hidden from the submission."""
-    return pytestconfig.stash[STASH].seed
-
-
-@pytest.fixture(scope="session")
-def device() -> Any:
-    """The device the grader runs on (`choose_device`)."""
-    return choose_device()
-
-
-@pytest.fixture(scope="session")
-def oracle_store(pytestconfig: pytest.Config, progress: Progress) -> Path | None:
-    """The directory of the judge's oracle store (`--oracle-store`), or None: turned off, or the submission runs
-    unboxed (it could then read the oracle's gradients and hand them back, or rewrite them)."""
-    from grader.puzzle_c.oracle_store import default_directory
-
-    asked = pytestconfig.getoption("oracle_store")
-    if asked == "none":
-        return None
-    state = pytestconfig.stash[STASH]
-    if state.box is None or not state.box.boxed:
-        progress.line("the oracle store is not used: the submission runs unboxed and could read it")
-        return None
-    directory = Path(asked).expanduser().resolve() if asked else default_directory().resolve()
-    here = Path(pytestconfig.invocation_params.dir).resolve()
-    if directory == here or directory in here.parents or directory in GRADER_DIR.parents:
-        raise pytest.UsageError(f"--oracle-store {directory}: holds the checkout or the grader, which every box must "
-                                "read; name a directory of its own")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # before any box starts: each hides it
-    return directory
-
-
-@pytest.fixture(scope="session")
-def submission(pytestconfig: pytest.Config, device: Any, progress: Progress,
-               oracle_store: Path | None) -> Iterator[Any]:
-    """The submission under grade (`grader.box.candidate.BoxedSubmission`): never imported here; each puzzle's calls run
-    in its own box (`grader.box`), where the judge's own store is hidden."""
-    from grader.box.candidate import BoxedSubmission
-
-    state = pytestconfig.stash[STASH]
-    boxed = BoxedSubmission(state.submission_spec, root=pytestconfig.invocation_params.dir, device=device.type,
-                            info=state.box, progress=progress.line,
-                            judging=lambda: pytestconfig.stash.get(JUDGING, None),
-                            hidden=[oracle_store] if oracle_store is not None else [])
-    yield boxed
-    state.record_peak("box", boxed.peak_bytes())
-    boxed.close()
-
-
-@pytest.fixture(scope="session")
-def record_peak(pytestconfig: pytest.Config) -> Callable[[str, int | None], None]:
-    """`record_peak(name, nbytes)`: GPU memory a part of the grading held at its peak, for the scorecard's
-    `resources` (`grader.batch` packs gradings on a GPU by it)."""
-    return pytestconfig.stash[STASH].record_peak
-
-
-@pytest.fixture(autouse=True)
-def _seeded(request: pytest.FixtureRequest, grader_seed: int) -> Iterator[None]:
-    """Seed Python and torch per grader test from the grader seed and the test id (torch only if already imported)."""
-    if criterion_of(request.node) is None:
-        yield
-        return
-    local = zlib.crc32(request.node.nodeid.encode()) ^ grader_seed
-    random.seed(local)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(local)
-    yield
-
-
-@pytest.fixture
-def criterion_name(request: pytest.FixtureRequest) -> str:
-    """The qualified name ("D.correct") of the criterion the test's marker names, for its failure messages."""
-    puzzle, name = criterion_of(request.node)
-    return f"{puzzle}.{name}"
-
-
-@pytest.fixture
-def criterion_detail(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """`criterion_detail(text, value=None, replace=False)`: record a measured figure that the scorecard shows.
-
-    With `replace=True` the text takes the place of the one this test recorded last with `replace=True`: a
-    running summary that a property test updates after each example.
-    """
-    running: list[int] = []
-
-    def record(text: str, value: float | None = None, replace: bool = False) -> None:
-        props = request.node.user_properties
-        if replace and running:
-            props[running[0]] = (DETAIL, text)
-        else:
-            if replace:
-                running.append(len(props))
-            props.append((DETAIL, text))
-        if value is not None:
-            props.append((VALUE, float(value)))
-
-    return record
-
-
-@pytest.fixture
-def criterion_data(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """`criterion_data(**figures)`: record JSON-able figures (numbers, text, lists, objects) that the HTML report
-    draws (`grader.report.figures`). A later call replaces the keys it names; the criterion's tests' records are merged
-    (`grader.scoring.results.merge_data`). Non-finite floats are recorded as null."""
-    recorded: dict[str, Any] = {}
-    where: list[int] = []
-
-    def record(**figures: Any) -> None:
-        recorded.update(figures)
-        props = request.node.user_properties
-        if not where:
-            where.append(len(props))
-            props.append((DATA, ""))
-        props[where[0]] = (DATA, json.dumps(_finite(recorded)))
-
-    return record
-
-
-def _finite(value: Any) -> Any:
-    """`value` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-@pytest.fixture
-def also_decide(request: pytest.FixtureRequest) -> Callable[[str, str, str], None]:
-    """`also_decide("A.correct", "failed", detail)`: this test's verdict on a criterion besides its own (the speed
-    test that finds the timed outputs wrong fails `correct` too); recorded with the test's teardown report."""
-
-    def decide(criterion: str, status: str, detail: str) -> None:
-        letter, _, name = criterion.partition(".")
-        _check_criterion(letter, name, where=f"also_decide({criterion!r})")
-        request.node.user_properties.append((ALSO, json.dumps([criterion, status, detail])))
-
-    return decide

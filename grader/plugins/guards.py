@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 
 from grader.box import reports
-from grader.plugins.runtime import criterion_of
+from grader.plugins.runtime import criterion_of, is_grading_run
 from grader.scoring.results import ALSO
 from grader.scoring.rubric import PUZZLES
 
@@ -72,4 +72,6 @@ class Guard:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(Guard(), "grader-guard")
+    """Register the guard in a grading run only (`is_grading_run`); any other test run gets none."""
+    if is_grading_run(config):
+        config.pluginmanager.register(Guard(), "grader-guard")

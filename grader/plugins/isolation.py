@@ -130,8 +130,9 @@ _WORKER = pytest.StashKey[WorkerState]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("grader")
     group.addoption("--no-isolation", action="store_true", default=False,
-                    help="run the submission in this pytest process (for debugging: a crash or hang then ends "
-                         "the run without a scorecard)")
+                    help="run the judge (the grader's tests) in this pytest process, not in a worker; the "
+                         "submission still runs in its box (for debugging: a crash or hang of the judge then ends the "
+                         "run without a scorecard)")
     group.addoption("--puzzle-timeout", type=float, default=DEFAULT_PUZZLE_TIMEOUT_S, metavar="SECONDS",
                     help=f"stop grading a puzzle after this long; its remaining tests fail "
                          f"(default {DEFAULT_PUZZLE_TIMEOUT_S})")
@@ -242,6 +243,10 @@ def _why_the_worker_ended(run_dir: Path, info: RunningTest) -> str:
 
 @pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin, which points the handler at stderr
 def pytest_configure(config: pytest.Config) -> None:
+    """In a grading run only: the controller's time accounting and benchmark relay; in its worker, the relay, the
+    crash record and the memory limit."""
+    if not is_grading_run(config):
+        return
     controller = config.stash.get(_CONTROLLER, None)
     if controller is not None and not is_xdist_worker(config):
         config.pluginmanager.register(_Accounting(controller.ledger), "grader-time-accounting")
@@ -289,10 +294,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """pytest-timeout's signal-method failure, reworded to name the limit (the traceback shows where it hung)."""
+    """In a grading run, pytest-timeout's signal-method failure, reworded to name the limit (the traceback shows
+    where it hung)."""
     report = yield
     crash = getattr(report.longrepr, "reprcrash", None)
-    if report.failed and crash is not None and "from pytest-timeout" in crash.message:
+    if is_grading_run(item.config) and report.failed and crash is not None and "from pytest-timeout" in crash.message:
         crash.message = f"the test exceeded {item.config.getoption('timeout'):g} s and was stopped (pytest-timeout)"
     return report
 

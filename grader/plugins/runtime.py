@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 GRADER_DIR = Path(__file__).resolve().parents[1]  # the `grader` package
+_GRADING = pytest.StashKey[bool]()  # `is_grading_run`, once decided
 
 
 def criterion_of(item: pytest.Item) -> tuple[str, str] | None:
@@ -24,8 +25,15 @@ def criterion_of(item: pytest.Item) -> tuple[str, str] | None:
 def is_grading_run(config: pytest.Config) -> bool:
     """Whether this run grades: it names a submission, or collects the grader's tests (`pytest grader/`, the
     default testpaths, `--pyargs grader`). Only then do the grader's plugins act: in any other test run in the
-    same environment they change nothing.
+    same environment they register nothing and change nothing. Decided once per run (from its command line).
     """
+    known = config.stash.get(_GRADING, None)
+    if known is None:
+        known = config.stash[_GRADING] = _names_the_grader(config)
+    return known
+
+
+def _names_the_grader(config: pytest.Config) -> bool:
     if config.getoption("submission"):
         return True
     args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath / p)

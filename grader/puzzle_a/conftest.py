@@ -6,22 +6,20 @@ from typing import Any
 
 import pytest
 
-from grader.judging.profiles import CPU_MAX_NUMEL, DEFAULT_PROFILE
-
-# Largest weight Hypothesis draws on a GPU; on a CPU (the interpreter pays per program instance) it follows
-# the Hypothesis profile (grader.judging.profiles.CPU_MAX_NUMEL).
-GPU_MAX_NUMEL = 1 << 25
+from grader.judging.profiles import DEFAULT_PROFILE
 
 
 @pytest.fixture(scope="session")
-def dequantize_nf4(submission: Any) -> Any:
+def a_box(submission: Any) -> Any:
     """The box that runs the submission's `dequantize_nf4(weight, quant_state)` (`grader.box.client.Box`)."""
     return submission.require("A")
 
 
 @pytest.fixture(scope="session")
 def max_numel(device: Any, hypothesis_profile: str) -> int:
-    """The largest weight drawn on this device."""
+    """The largest weight drawn on this device (`grader.puzzle_a.strategies.GPU_MAX_NUMEL`, `CPU_MAX_NUMEL`)."""
+    from grader.puzzle_a.strategies import CPU_MAX_NUMEL, GPU_MAX_NUMEL  # torch: not in an isolated run's controller
+
     if device.type == "cuda":
         return GPU_MAX_NUMEL
     return CPU_MAX_NUMEL.get(hypothesis_profile, CPU_MAX_NUMEL[DEFAULT_PROFILE])

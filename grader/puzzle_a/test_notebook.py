@@ -34,14 +34,14 @@ def _literal_assert_close(actual: torch.Tensor, expected: torch.Tensor) -> str:
 
 @pytest.mark.criterion("A", "tested_in_f16_and_bf16")
 @pytest.mark.parametrize("case", range(3), ids=["fp16-2048x8192", "bf16-1024x4096", "bf16-4096x14336"])
-def test_notebook_case(dequantize_nf4, device, case, criterion_detail):
+def test_notebook_case(a_box, device, case, criterion_detail):
     bsz, qlen, hd, m, seed, dtype = (NOTEBOOK_CASES if device.type == "cuda" else CPU_CASES)[case]
     torch.manual_seed(seed)
     mlp = MLP(hd, m, dtype, device)
     x = torch.randn((bsz, qlen, hd), device=device, dtype=dtype)
 
     def fx(layer: nn.Module) -> torch.Tensor:
-        return call_candidate(dequantize_nf4, oracles.Quantized(layer.weight, layer.weight.quant_state))
+        return call_candidate(a_box, oracles.Quantized(layer.weight, layer.weight.quant_state))
 
     if device.type == "cuda":
         reference, reference_name = (lambda w: oracles.fast_dequantize(w, w.quant_state)), "fast_dequantize"

@@ -35,8 +35,7 @@ class LargestWrong:
             self._record(wrong_elements={what: found})
 
 
-def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: LargestWrong, *,
-                 context: str = "") -> float:
+def _graded_call(a_box, q: oracles.Quantized, case: object, wrong: LargestWrong, *, context: str = "") -> float:
     """Call the candidate, judge it by the standard and return the fraction bit-exact with bitsandbytes.
 
     It fails from one place whatever went wrong:
@@ -45,7 +44,7 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: Larg
     """
     out, problems = None, []
     try:
-        out = call_candidate(dequantize_nf4, q, what=f"input {case}")
+        out = call_candidate(a_box, q, what=f"input {case}")
     except AssertionError as exc:
         problems = [str(exc)]
     if out is not None:
@@ -59,8 +58,8 @@ def _graded_call(dequantize_nf4, q: oracles.Quantized, case: object, wrong: Larg
 
 
 @pytest.mark.criterion("A", "correct")
-def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, criterion_detail, criterion_data,
-                                            shrink_budget, progress):
+def test_every_element_is_correctly_rounded(a_box, device, max_numel, criterion_detail, criterion_data, shrink_budget,
+                                            progress):
     """Random shapes (1 element up), dtypes, scales, outliers and zero blocks, quantized by bitsandbytes."""
     exact: list[float] = []
     budget = shrink_budget
@@ -69,7 +68,7 @@ def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, c
     @given(case=weight_cases(max_numel=max_numel, dtypes=PUZZLE_DTYPES))
     def check(case: WeightCase) -> None:
         with budget.example():
-            exact.append(_graded_call(dequantize_nf4, oracles.quantize(case.make(device)), case, wrong))
+            exact.append(_graded_call(a_box, oracles.quantize(case.make(device)), case, wrong))
 
     with progress.step("A: correct, every element of random weights",
                        f"Hypothesis: {settings.default.max_examples} weights of up to {max_numel} elements, "
@@ -80,7 +79,7 @@ def test_every_element_is_correctly_rounded(dequantize_nf4, device, max_numel, c
 
 
 @pytest.mark.criterion("A", "correct")
-def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budget, criterion_data, progress):
+def test_rewritten_weight_gives_a_new_result(a_box, device, shrink_budget, criterion_data, progress):
     """No caching by pointer: after the weight and its state are overwritten in place, the output follows."""
     budget = shrink_budget
     wrong = LargestWrong(criterion_data)
@@ -92,7 +91,7 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
 
     def rewrite_and_grade(first: WeightCase, seed: int) -> None:
         q = oracles.quantize(first.make(device))
-        _graded_call(dequantize_nf4, q, first, wrong, context="before the weight was rewritten: ")
+        _graded_call(a_box, q, first, wrong, context="before the weight was rewritten: ")
         second = WeightCase(first.shape, first.dtype, first.scale * 3, not first.outliers, False, seed)
         q2 = oracles.quantize(second.make(device))
         qs, qs2 = q.quant_state, q2.quant_state
@@ -100,7 +99,7 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
         qs.absmax.copy_(qs2.absmax)
         qs.offset.copy_(qs2.offset)
         qs.state2.absmax.copy_(qs2.state2.absmax)
-        _graded_call(dequantize_nf4, q, second, wrong,
+        _graded_call(a_box, q, second, wrong,
                      context="after the weight and its state were rewritten in place: ")
 
     with progress.step("A: correct, weights rewritten in place between calls",
@@ -110,7 +109,7 @@ def test_rewritten_weight_gives_a_new_result(dequantize_nf4, device, shrink_budg
 
 @pytest.mark.criterion("A", "correct")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-def test_linear4bit_weight(dequantize_nf4, device, dtype, criterion_data):
+def test_linear4bit_weight(a_box, device, dtype, criterion_data):
     """The exact object the notebook passes: a `Linear4bit` weight quantized by moving it to the device."""
     from bitsandbytes.nn import Linear4bit
 
@@ -118,12 +117,12 @@ def test_linear4bit_weight(dequantize_nf4, device, dtype, criterion_data):
     layer = layer.to(device)
     layer.weight.quant_state.dtype = dtype
     q = oracles.Quantized(layer.weight.data, layer.weight.quant_state)
-    _graded_call(dequantize_nf4, q, f"Linear4bit(192, 320), {str(dtype).removeprefix('torch.')}",
+    _graded_call(a_box, q, f"Linear4bit(192, 320), {str(dtype).removeprefix('torch.')}",
                  LargestWrong(criterion_data))
 
 
 @pytest.mark.criterion("A", "correct")
-def test_each_call_returns_a_new_tensor(dequantize_nf4, device):
+def test_each_call_returns_a_new_tensor(a_box, device):
     """A caller keeps each result (the gate and the up projection's weights, side by side): a later call, on other
     weights of the same or another shape, must leave an earlier result as it was and share no memory with it."""
     cases = [WeightCase((64, 96), torch.bfloat16, 1.0, False, False, seed=21),
@@ -132,12 +131,12 @@ def test_each_call_returns_a_new_tensor(dequantize_nf4, device):
     names = [f"result-{i}" for i in range(len(cases))]
     deadline = watchdog.deadline(device.type)
     try:
-        first = [call_candidate(dequantize_nf4, oracles.quantize(case.make(device)), keep=name, what=f"call {i + 1} of "
+        first = [call_candidate(a_box, oracles.quantize(case.make(device)), keep=name, what=f"call {i + 1} of "
                                 f"{len(cases)}, {case}") for i, (case, name) in enumerate(zip(cases, names))]
         for i, (name, held) in enumerate(zip(names, first)):
-            now = dequantize_nf4.run("box.fetch", name, deadline=deadline)
+            now = a_box.run("box.fetch", name, deadline=deadline)
             assert torch.equal(now, held), (
                 f"contract: puzzle A: the output of call {i + 1} was overwritten by a later call (a caller still held "
                 f"it); return a new tensor from every call")
     finally:
-        dequantize_nf4.run("box.drop", *names, deadline=deadline)
+        a_box.run("box.drop", *names, deadline=deadline)

@@ -26,7 +26,7 @@ VARIANTS = [(64, True, "nf4", torch.float32)] + [(bs, True, "nf4", torch.bfloat1
 @pytest.mark.criterion("A", "beyond_scope")
 @pytest.mark.parametrize("blocksize,nested,quant_type,dtype", VARIANTS, ids=[
     f"{q}-bs{b}-{'nested' if n else 'flat'}-{str(d).removeprefix('torch.')}" for b, n, q, d in VARIANTS])
-def test_variant(dequantize_nf4, device, blocksize, nested, quant_type, dtype, criterion_detail):
+def test_variant(a_box, device, blocksize, nested, quant_type, dtype, criterion_detail):
     w = WeightCase((100, 77), dtype, 1.0, True, False, seed=blocksize).make(device)
     name = f"{quant_type} blocksize {blocksize} {'nested' if nested else 'flat'} {str(dtype).removeprefix('torch.')}"
     try:
@@ -36,10 +36,10 @@ def test_variant(dequantize_nf4, device, blocksize, nested, quant_type, dtype, c
     if not standard.judge(oracles.bnb_dequantize(q), q.weight, q.quant_state, what="bitsandbytes").passed:
         not_measured(f"{name}: bitsandbytes' own answer is outside the standard's model of this variant")
     try:
-        got = run_call(dequantize_nf4, q)
+        got = run_call(a_box, q)
     except SubmissionError as exc:
         not_measured(f"{name}: {exc.undecidable or 'unsupported by the submission'} ({exc.describe()[:200]})")
-    problems = contract_problems(q, got, dequantize_nf4)
+    problems = contract_problems(q, got, a_box)
     assert not problems, f"wrong answer instead of refusing: {name}: " + "; ".join(problems)
     verdict = standard.judge(got["output"], q.weight, q.quant_state, what=name)
     assert verdict.passed, "wrong answer instead of refusing: " + verdict.message()

@@ -125,8 +125,8 @@ def _settled(ratios: list[float]) -> bool:
 
 @pytest.mark.criterion("A", "speedup")
 @pytest.mark.benchmark(group="A-notebook-protocol", timer=synchronized_perf_counter)
-def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criterion_detail, criterion_data, request,
-                                      progress, also_decide):
+def test_speedup_over_fast_dequantize(a_box, device, benchmark, criterion_detail, criterion_data, request, progress,
+                                      also_decide):
     if runs_side_by_side(request.config):  # as pytest-benchmark itself does under xdist
         not_measured("tests run side by side under pytest-xdist (-n), so timings would share the device; "
                      "grade the speedup in a run without -n")
@@ -142,7 +142,7 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
 
     def timing_pass(outputs: bool) -> list[dict[str, Any]]:
         try:
-            return dequantize_nf4.run("A.timing", slots, outputs=outputs, deadline=deadline)
+            return a_box.run("A.timing", slots, outputs=outputs, deadline=deadline)
         except SubmissionError as exc:
             raise AssertionError(f"the candidate failed while being timed: {exc.describe()}") from None
 
@@ -170,9 +170,9 @@ def test_speedup_over_fast_dequantize(dequantize_nf4, device, benchmark, criteri
     with progress.step("A: the notebook's timing protocol", "1000 x 3 calls per shape, fast_dequantize then candidate"):
         cases = [[(w, w.quant_state) for w in (getattr(mlps[0], p).weight for p in ("up_proj", "gate_proj", "down_proj"))]
                  for mlps in mlps_by_case]
-        baseline_s = dequantize_nf4.run("A.protocol", cases, "fast_dequantize", deadline=deadline)
+        baseline_s = a_box.run("A.protocol", cases, "fast_dequantize", deadline=deadline)
         candidate_s: list[float] = []
-        benchmark.pedantic(lambda: candidate_s.extend(dequantize_nf4.run("A.protocol", cases, "candidate",
+        benchmark.pedantic(lambda: candidate_s.extend(a_box.run("A.protocol", cases, "candidate",
                                                                          deadline=deadline)),
                            rounds=1, iterations=1, warmup_rounds=0)
     lines += [f"notebook protocol, hd={case[2]} m={case[3]}: candidate {c:.3f} s, fast_dequantize {b:.3f} s ({b / c:.2f}x)"

@@ -38,13 +38,13 @@ def _case_name(case: WeightCase) -> str:
 
 
 @pytest.fixture(scope="module")
-def launched(dequantize_nf4, device, progress) -> dict[str, Any]:
+def launched(a_box, device, progress) -> dict[str, Any]:
     """The box's record of one warm call's launches and device work, on the first case the candidate runs."""
     cases = [oracles.quantize(c.make(device)) for c in STRUCTURE_CASES]
     try:
         with progress.step("A: the launched kernel's structure", "one warm call's launches and device work "
                                                                  "recorded, each kernel compiled for sm_75 and sm_90"):
-            facts = dequantize_nf4.run("A.launches", [(q.weight, q.quant_state) for q in cases],
+            facts = a_box.run("A.launches", [(q.weight, q.quant_state) for q in cases],
                                        deadline=watchdog.deadline(device.type, floor_s=LAUNCHES_FLOOR_S))
     except SubmissionError as exc:
         if exc.undecidable:
@@ -57,7 +57,7 @@ def launched(dequantize_nf4, device, progress) -> dict[str, Any]:
         pytest.fail(f"the entry point ran on none of the structure cases: {_passed_over(facts)}", pytrace=False)
     facts["case_name"] = _case_name(STRUCTURE_CASES[facts["case"]])
     q = cases[facts["case"]]
-    broken = modified_inputs(q, facts["inputs_after"], dequantize_nf4) + facts["state_changes"]
+    broken = modified_inputs(q, facts["inputs_after"], a_box) + facts["state_changes"]
     for what, out in facts["observed_outputs"].items():
         broken += ([f"the call with {what} returned no plain tensor"] if out is None else
                    standard.judge(out, q.weight, q.quant_state, what=f"the output of the call with {what}").failures)
@@ -121,12 +121,12 @@ def test_no_other_device_work_or_large_temporaries(launched, device, criterion_d
 
 @pytest.mark.criterion("A", "kernel_works_in_torch_compile")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-def test_inside_torch_compile_fullgraph(dequantize_nf4, device, dtype, criterion_detail, progress):
+def test_inside_torch_compile_fullgraph(a_box, device, dtype, criterion_detail, progress):
     case = WeightCase((96, 80), dtype, 1.0, False, False, seed=11)
     q = oracles.quantize(case.make(device))
     try:
         with progress.step("A: dequantize_nf4 inside torch.compile(fullgraph=True)", _case_name(case)):
-            got = dequantize_nf4.run("A.compiled", q.weight, q.quant_state,
+            got = a_box.run("A.compiled", q.weight, q.quant_state,
                                      deadline=watchdog.deadline(device.type, floor_s=COMPILE_FLOOR_S))
     except SubmissionError as exc:
         if exc.undecidable:
@@ -155,12 +155,12 @@ def test_launched_kernel_uses_inline_asm(launched, device, criterion_detail):
 
 @pytest.mark.criterion("A", "custom_asm_works")
 @pytest.mark.parametrize("dtype", PUZZLE_DTYPES, ids=["fp16", "bf16"])
-def test_asm_kernel_is_correct(dequantize_nf4, device, dtype):
+def test_asm_kernel_is_correct(a_box, device, dtype):
     """The asm path, where it runs, meets puzzle A's correctness standard on both output dtypes."""
     if device.type != "cuda":
         not_measured("the asm path only runs on a GPU")
     q = oracles.quantize(WeightCase((1000, 333), dtype, 1.0, True, True, seed=3).make(device))
-    out = call_candidate(dequantize_nf4, q)
+    out = call_candidate(a_box, q)
     verdict = standard.judge(out, q.weight, q.quant_state, what="the asm path")
     assert verdict.passed, verdict.message()
 

@@ -2,10 +2,10 @@
 (`grader.scoring.scorecard.scorecard_json`).
 
 Each puzzle card's criteria carry `data`: the figures their tests recorded (`criterion_data` in
-grader/plugins/grading.py). `figures(letter, puzzle)` turns them into one `Figure` per picture; a picture whose data the card does not hold is a
-`Figure` with `data=None` and the reason, so the page says what is missing instead of drawing empty axes. Nothing
-here draws (`grader.report.svg_plots` does) or trusts the card's values to be well formed: a value of the wrong type
-counts as not recorded.
+grader/plugins/fixtures.py). `figures(letter, puzzle)` turns them into one `Figure` per picture; a picture whose data
+the card does not hold is a `Figure` with `data=None` and the reason, so the page says what is missing instead of
+drawing empty axes. Nothing here draws (`grader.report.svg_plots` does) or trusts the card's values to be well
+formed: a value of the wrong type counts as not recorded.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ from typing import Any, Sequence
 
 import pytest
 
-from grader.box.sandbox import BoxInfo
-from grader.judging import profiles
 from grader.judging.outcomes import DEVICE, GRADER
 from grader.scoring.rubric import PUZZLES, Outcome, score
 from grader.scoring.scorecard import PuzzleCard, Scorecard
@@ -52,19 +50,19 @@ class TestResult:
 
 @dataclass(eq=False)
 class GraderSession:
-    """Run state: the options, and every criterion's test results as they arrive."""
+    """A grading run's state (made only in a grading run): the options, and every criterion's test results as they
+    arrive."""
 
     submission_spec: str
     seed: int
     puzzles: list[str]
     criteria: list[str]
     min_scores: dict[str, int]
-    grading: bool  # whether this run grades (is_grading_run); otherwise the plugin stays out of the way
     results: dict[tuple[str, str], list[TestResult]] = field(default_factory=dict)
     collected: set[tuple[str, str]] = field(default_factory=set)
     scorecard: Scorecard | None = None
     report_error: str | None = None  # why --report-html could not be written (the run then fails)
-    box: BoxInfo | None = None  # the sandbox the submission runs in (grader.box.sandbox.probe)
+    box: dict[str, str] | None = None  # the sandbox the submission runs in, as the scorecard's `box` entry
     # GPU memory the grading held, in bytes (the largest seen of each): "judge" (its own work after any one-off),
     # "box" (the submission's process), "one_off" (work done once per key, as C's oracle, when this run did it)
     resources: dict[str, int] = field(default_factory=dict)
@@ -208,6 +206,7 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
     """Score every collected puzzle from the results received so far."""
     if not state.collected:
         return None
+    from grader.judging import profiles  # Hypothesis: not imported by the plugin outside a grading run
     from grader.scoring import environment
 
     cards = {}
@@ -225,4 +224,4 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
         submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,
         environment=environment.describe(), puzzles=cards,
         reproduce=reproduce_command(config.invocation_params.args, state.seed, profile),
-        box=state.box.as_json() if state.box else None, resources=dict(state.resources) or None)
+        box=state.box, resources=dict(state.resources) or None)
