@@ -5,8 +5,10 @@ status; it is never a pass, never the submission's failure."""
 from __future__ import annotations
 
 import pytest
+import torch  # at collection: an in-process pytester run of another test module may drop torch from sys.modules
 
 from grader.judging.outcomes import GRADER
+from grader.measure.memory import out_of_memory, requested_bytes
 from grader.plugins.grading import exit_status
 from grader.scoring.results import GraderSession, TestResult
 from grader.scoring.rubric import PUZZLES, Outcome, score
@@ -68,9 +70,6 @@ def test_a_graders_failure_folds_into_its_criterions_outcome():
 
 
 def test_out_of_memory_errors_are_recognised_by_type_and_the_failed_allocation_read():
-    import torch
-
-    from grader.measure.memory import out_of_memory, requested_bytes
 
     assert out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB"))
     assert out_of_memory(MemoryError())
