@@ -44,7 +44,7 @@ class MicroStep:
     seconds: float
 
 
-@dataclass
+@dataclass(repr=False)
 class TrainRecord:
     """Per-step losses, per-micro-batch log, timings, peak memory; with `keep`, per-step weights and gradients.
 
@@ -59,6 +59,13 @@ class TrainRecord:
     step_grads: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
+
+    def __repr__(self) -> str:
+        """A summary, not the tensors: pytest shows a failing test's arguments with repr(), which formatted every
+        kept weight and gradient (1,792 tensors a record on the GPU's model)."""
+        kept = sum(len(step) for step in (*self.step_weights, *self.step_grads))
+        return (f"TrainRecord({len(self.losses)} steps, {len(self.micro)} micro-batches, {kept} weights and gradients "
+                f"kept, peak_bytes={self.peak_bytes})")
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> TrainRecord:
