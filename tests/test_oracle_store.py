@@ -107,3 +107,29 @@ def test_a_grading_from_the_store_gives_the_verdicts_of_one_that_computed_and_th
     assert ours["status"] == theirs["status"] == "passed", theirs["detail"]
     floor = lambda detail: detail.split("; compiled, largest")[0]  # noqa: E731 (the floor and the tolerances)
     assert floor(ours["detail"]) == floor(theirs["detail"])
+
+
+def test_readers_share_the_entry_and_a_writer_waits_for_them(trained: run.CRun, tmp_path: Path):
+    import threading
+
+    store, key = OracleStore(tmp_path), oracle_store.key(trained, SEED)
+    waited: list[str] = []
+    reading = threading.Event()
+    release = threading.Event()
+
+    def reader() -> None:
+        with store.turn(key, lambda: None, shared=True):
+            reading.set()
+            release.wait(5)
+
+    threading.Thread(target=reader, daemon=True).start()
+    assert reading.wait(5)
+    with store.turn(key, lambda: waited.append("second reader"), shared=True):
+        pass  # readers side by side: no wait
+    assert waited == []
+    writer_done = threading.Event()
+    threading.Thread(target=lambda: (store.turn(key, lambda: waited.append("writer")).__enter__(), writer_done.set()),
+                     daemon=True).start()
+    assert not writer_done.wait(0.5) and waited == ["writer"]  # the writer waits for the reader
+    release.set()
+    assert writer_done.wait(5)

@@ -6,8 +6,9 @@ and bitsandbytes, and the grader's own code, nothing else: the key holds all of 
 source files). An entry is two files in the store directory: `KEY.pt`, the two training records and the oracle's
 seconds as plain data (`grader.box.wire.plain`, loaded with `weights_only=True`), and `KEY.json`, the key in full
 and the SHA-256 of `KEY.pt`. An entry whose key differs or whose hash does not match is recomputed and rewritten,
-never used. Gradings that need the same entry at once take turns on `KEY.lock` (`fcntl.flock`): the first trains,
-the others wait and load, so one GPU never holds two copies of the judge's eager training.
+never used. Gradings that need the same entry at once share `KEY.lock` (`fcntl.flock`): they read it side by side
+under a shared lock; one that finds nothing takes the lock alone, trains and writes, while the others wait and then
+load, so one GPU never holds two copies of the judge's eager training.
 
 The store is the judge's alone: the grading plugin hides its directory from every box (bubblewrap mounts an empty
 tmpfs over it), and does not use it at all when the submission runs unboxed, where it could read or rewrite it.
@@ -97,15 +98,17 @@ class OracleStore:
         self.directory = directory
 
     @contextlib.contextmanager
-    def turn(self, entry_key: dict[str, Any], waiting: Callable[[], None]) -> Iterator[None]:
-        """Hold the entry's lock: calls `waiting()` once if another grading holds it, then blocks until it is free."""
+    def turn(self, entry_key: dict[str, Any], waiting: Callable[[], None], *, shared: bool = False) -> Iterator[None]:
+        """Hold the entry's lock, exclusive (to train and write it) or `shared` (to read it, beside other readers):
+        calls `waiting()` once if another grading holds it against us, then blocks until it is free."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         with open(self.directory / f"{_name(entry_key)}.lock", "a") as lock:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 waiting()
-                fcntl.flock(lock, fcntl.LOCK_EX)
+                fcntl.flock(lock, mode)
             try:
                 yield
             finally:

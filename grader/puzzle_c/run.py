@@ -130,16 +130,20 @@ def _oracle_and_floor(run: CRun, seed: int, progress: Progress, store: OracleSto
     if store is None:
         return _train_both(run, seed, progress)
     entry = oracle_store.key(run, seed)
-    with store.turn(entry, lambda: progress.line("C: another grading is computing the same oracle; waiting for it")):
+    waiting = lambda: progress.line("C: another grading is computing the same oracle; waiting for it")  # noqa: E731
+    with store.turn(entry, waiting, shared=True):
         found = store.load(entry)
-        if not isinstance(found, str):
-            run.eager, run.eager_floor, seconds = found
-            progress.line(f"C: the eager oracle and noise floor loaded from the oracle store ({store.directory})")
-            return seconds
-        progress.line(f"C: {found} in {store.directory}: training it here")
-        seconds = _train_both(run, seed, progress)
-        store.save(entry, run.eager, run.eager_floor, seconds)
-        return seconds
+    if isinstance(found, str):
+        with store.turn(entry, waiting):
+            found = store.load(entry)  # another grading may have stored it while this one waited
+            if isinstance(found, str):
+                progress.line(f"C: {found} in {store.directory}: training it here")
+                seconds = _train_both(run, seed, progress)
+                store.save(entry, run.eager, run.eager_floor, seconds)
+                return seconds
+    run.eager, run.eager_floor, seconds = found
+    progress.line(f"C: the eager oracle and noise floor loaded from the oracle store ({store.directory})")
+    return seconds
 
 
 def _train_both(run: CRun, seed: int, progress: Progress) -> float:
