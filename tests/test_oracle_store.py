@@ -85,28 +85,31 @@ def test_the_key_names_every_input_of_the_oracle(trained: run.CRun):
 
 
 @pytest.mark.slow
-def test_a_grading_from_the_store_gives_the_verdicts_of_one_that_computed_and_the_box_never_sees_it(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    """Grade C's `correct` twice with one store: the reference (the store is empty: it trains and stores the oracle),
-    then a submission that compiles as the reference does but first looks for the store and raises if it finds an
-    oracle there (from the box it finds an empty directory). Same statuses, same noise floor and tolerances."""
-    from tests.verdicts import BROKEN, grade
+def test_a_grading_loads_the_stored_oracle_and_its_box_never_sees_it(pytester: pytest.Pytester,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    """The store filled here (the oracle and floor trained in this process for the self-tests' grading seed), then one
+    grading of a submission that compiles as the reference does but first looks for the store and raises if it finds
+    an oracle there: the grading loads the stored oracle, judges with its floor and tolerances, and the box finds an
+    empty directory (bubblewrap's mount over the store, which lies in pytester's HOME under the grading's own
+    directory, which the box reads)."""
+    from tests.verdicts import BROKEN, SEED as GRADING_SEED, grade
 
-    # pytester's HOME, under the grading's own directory, which the box reads: only the store's own mount hides it
     store = Path.home() / ".cache" / "unsloth-puzzle-grader" / f"self-test-{os.getpid()}"
     monkeypatch.setenv("GRADER_ORACLE_STORE", str(store))
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    c_run = run.setting(torch.device("cpu"), GRADING_SEED)
+    seconds = run._train_both(c_run, GRADING_SEED, Progress(None, None))
     try:
-        computed = grade(pytester, "solutions", puzzles=("C",), criteria=("C.correct",))
-        assert "training it here" in computed["output"] and list(store.glob("*.pt")), computed["output"][-3000:]
-        loaded = grade(pytester, BROKEN / "x_reads_the_oracle_store.py", puzzles=("C",), criteria=("C.correct",))
-        assert "loaded from the oracle store" in loaded["output"], loaded["output"][-3000:]
+        OracleStore(store).save(oracle_store.key(c_run, GRADING_SEED), c_run.eager, c_run.eager_floor, seconds)
+        card = grade(pytester, BROKEN / "x_reads_the_oracle_store.py", puzzles=("C",), criteria=("C.correct",))
     finally:
         shutil.rmtree(store, ignore_errors=True)
-    ours, theirs = (card["puzzles"]["C"]["criteria"]["correct"] for card in (computed, loaded))
-    assert ours["status"] == theirs["status"] == "passed", theirs["detail"]
-    floor = lambda detail: detail.split("; compiled, largest")[0]  # noqa: E731 (the floor and the tolerances)
-    assert floor(ours["detail"]) == floor(theirs["detail"])
+    assert "loaded from the oracle store" in card["output"], card["output"][-3000:]
+    correct = card["puzzles"]["C"]["criteria"]["correct"]
+    assert correct["status"] == "passed", correct["detail"]
+    floor = lambda summary: summary.split("; compiled, largest")[0].split("\n")[-1]  # noqa: E731 (floor, tolerances)
+    judged_here = standard.judge(c_run.eager_floor, c_run.eager, c_run.eager_floor).summary
+    assert floor(judged_here) in correct["detail"]
 
 
 def test_readers_share_the_entry_and_a_writer_waits_for_them(trained: run.CRun, tmp_path: Path):

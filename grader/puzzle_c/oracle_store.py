@@ -146,6 +146,7 @@ class OracleStore:
         from grader.box.wire import plain
 
         name = _name(entry_key)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         data_path, meta_path = self.directory / f"{name}.pt", self.directory / f"{name}.json"
         tmp = data_path.with_suffix(".pt.tmp")
         torch.save({"eager": plain(eager), "floor": plain(floor), "reference_s": reference_s}, tmp)
