@@ -234,7 +234,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line), and the verdict of
-    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist.
+    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist. A
+    test that the submission's process ending stopped fails with the reason (`grader.judging.box_calls`).
 
     An out-of-memory error here, in the judge, is the grader's own (the submission's calls run in its box, whose
     errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete. A
@@ -256,6 +257,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if pointer is not None:
             report.longrepr = pointer
             return report
+    if report.failed and "grader.box.client" in sys.modules:  # a box was used: the submission's process may have ended
+        from grader.judging.box_calls import fail_with_stop_reason
+
+        fail_with_stop_reason(report, error)
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
     from hypothesis.errors import FlakyFailure
 
