@@ -3,10 +3,13 @@ recorded figures, the reproduce command, the scorecard's lines, and the batch's 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from grader.batch.driver import display_names, expand
-from grader.scoring.results import GraderSession, TestResult, merge_data, reproduce_command
+from grader.judging.outcomes import GRADER
+from grader.scoring.results import (ALSO, CRITERION, DETAIL, NOTES, STOP, VALUE, GraderSession, PhaseReport, TestResult,
+                                    merge_data, reproduce_command)
 from grader.scoring.rubric import PUZZLES, Outcome, score
 from grader.scoring.scorecard import MIN_DETAIL, WIDE, PuzzleCard, Scorecard, cut_detail
 
@@ -27,6 +30,33 @@ def test_a_criterion_folds_any_failure_first_then_not_attempted_then_not_measure
         "A", "correct").status == "not_attempted"
     assert _session(passed, passed).outcome("A", "correct") == Outcome("passed", 2.0, "all good")
     assert _session().outcome("A", "correct") == Outcome("not_measured", detail="no test ran for this criterion")
+
+
+def _phase(nodeid: str, when: str, outcome: str, *props: tuple[str, str], **text: str) -> PhaseReport:
+    return PhaseReport(nodeid, when, outcome, [(CRITERION, "A.correct"), *props], **text)
+
+
+def test_the_session_folds_plain_phase_reports_into_verdicts():
+    s = GraderSession("sub.py", 1, ["A"], [], {})
+    s.record(_phase("t::ok", "setup", "passed"))  # a phase that passed before the call says nothing
+    s.record(_phase("t::ok", "call", "passed", (DETAIL, "fine"), (VALUE, 2.0)))
+    s.record(_phase("t::fixture", "setup", "failed", (NOTES, "Falsifying example: x=1"),
+                    failure="AssertionError: wrong\nassert 1 == 2\nFalsifying example: x=1"))
+    s.record(_phase("t::gpu", "call", "skipped", skip_reason="Skipped: needs a GPU"))
+    stop = {"status": "not_measured", "reason": "out of memory", "cause": GRADER}
+    s.record(_phase("t::oom", "call", "skipped", (STOP, json.dumps(stop)), skip_reason="Skipped: not measured: ..."))
+    s.record(_phase("t::ok", "teardown", "failed", (ALSO, json.dumps(["A.global_state_untouched", "failed", "tamper"])),
+                    failure="Failed: tampered"))
+    s.record(PhaseReport("t::foreign", "call", "failed", [], failure="not a criterion's test"))
+    assert [(r.nodeid, r.status, r.message, r.cause) for r in s.results[("A", "correct")]] == [
+        ("t::ok", "passed", "", "device"),
+        ("t::fixture", "failed", "error in setup: AssertionError: wrong\nFalsifying example: x=1", "device"),
+        ("t::gpu", "not_measured", "skipped: needs a GPU", "device"),
+        ("t::oom", "not_measured", "out of memory", GRADER),
+        ("t::ok", "failed", "error in teardown: Failed: tampered", "device")]
+    assert s.results[("A", "correct")][0].value is None, "a failed teardown takes the test's value back"
+    assert s.outcome("A", "global_state_untouched") == Outcome("failed", detail="tamper")
+    assert s.collected == {("A", "correct")}
 
 
 def test_recorded_figures_merge_key_by_key_the_later_part_winning():

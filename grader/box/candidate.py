@@ -1,21 +1,25 @@
 """The submission as the judge knows it: never imported here, run in one box per puzzle (`grader.box`).
 
-`BoxedSubmission.require(puzzle)` is what a test's entry-point fixture asks for: the puzzle's `Box`, once its
-runner has loaded the submission and found the entry point; otherwise the test fails with the contract's words,
-or stops as not attempted when the submission does not provide that puzzle.
+`BoxedSubmission.require(puzzle)` is what a test's entry-point fixture asks for (through
+`grader.judging.box_calls.open_box`, which turns its errors into the test's outcome): the puzzle's `Box`, once its
+runner has loaded the submission and found the entry point; otherwise `ContractError` with the contract's words, or
+`NotAttempted` when the submission does not provide that puzzle.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
-import pytest
 
 from grader.box.client import Box, BoxStopped
 from grader.box.sandbox import BoxInfo
-from grader.box.submission import SIGNATURES, display_name
-from grader.judging.outcomes import not_attempted
+from grader.box.submission import SIGNATURES, ContractError, display_name
 from grader.scoring.rubric import PUZZLES
+
+
+class NotAttempted(Exception):
+    """The submission does not provide the puzzle (its entry point is absent, another puzzle's is there); the
+    message says so."""
 
 
 class BoxedSubmission:
@@ -53,27 +57,26 @@ class BoxedSubmission:
             box.close()
 
     def require(self, puzzle: str) -> Box:
-        """The puzzle's box for a test: fails on a contract error, stops as not attempted when the puzzle's entry
-        point is absent (but fails when no puzzle's is: a submission of nothing is broken, not partial)."""
+        """The puzzle's box for a test: ContractError on a contract error, NotAttempted when the puzzle's entry point
+        is absent (but ContractError when no puzzle's is: a submission of nothing is broken, not partial)."""
         box = self.box(puzzle)
         entry = PUZZLES[puzzle].entry_point
         try:
             hello = box.describe()
         except BoxStopped as exc:
-            pytest.fail(f"contract: puzzle {puzzle}: {self.name}.{entry}: the submission's process did not start: "
-                        f"{exc}", pytrace=False)
+            raise ContractError(f"contract: puzzle {puzzle}: {self.name}.{entry}: the submission's process did not "
+                                f"start: {exc}") from None
         if not hello["loaded"]:
-            pytest.fail(f"contract: puzzle {puzzle}: {self.name}.{entry}: the submission could not be loaded:\n"
-                        f"{hello['load_error']}", pytrace=False)
+            raise ContractError(f"contract: puzzle {puzzle}: {self.name}.{entry}: the submission could not be loaded:\n"
+                                f"{hello['load_error']}")
         found = hello["entries"]
         if not found[puzzle]["present"]:
             if not any(e["present"] for e in found.values()):
                 expected = ", ".join(f"{PUZZLES[p].entry_point}({', '.join(SIGNATURES[p])})" for p in PUZZLES)
-                pytest.fail(f"contract: puzzle {puzzle}: {self.name} defines no {entry}() and no other puzzle's entry "
-                            f"point either; expected at least one of {expected}; it defines "
-                            f"{hello['callables'] or 'no functions'}", pytrace=False)
-            not_attempted(f"{self.name} defines no {entry}() for puzzle {puzzle}")
+                raise ContractError(f"contract: puzzle {puzzle}: {self.name} defines no {entry}() and no other "
+                                    f"puzzle's entry point either; expected at least one of {expected}; it defines "
+                                    f"{hello['callables'] or 'no functions'}")
+            raise NotAttempted(f"{self.name} defines no {entry}() for puzzle {puzzle}")
         if found[puzzle]["error"]:
-            pytest.fail(f"contract: {found[puzzle]['error']}", pytrace=False)
+            raise ContractError(f"contract: {found[puzzle]['error']}")
         return box
-

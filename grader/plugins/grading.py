@@ -3,8 +3,8 @@
 Loaded by every pytest run in an environment where the grader is installed, it is inert outside a grading run
 (`grader.plugins.runtime.is_grading_run`): its options are registered (pytest parses the command line with them),
 and nothing else. In a grading run, `pytest_configure` makes the run's state (`GraderSession`, kept in
-`config.stash[STASH]`), registers it and the fixtures, and sets the seed; every other hook here acts only where
-that state exists.
+`config.stash[STASH]`), registers the hook that feeds it each report as plain data (`ReportFeed`) and the fixtures,
+and sets the seed; every other hook here acts only where that state exists.
 
 A grading run flows one way: the submission is loaded (`grader.box.submission`), tests decide criteria and leave
 their verdicts in report properties, the run's state folds them into outcomes and a scorecard
@@ -29,7 +29,8 @@ from grader.box.submission import DEFAULT_SUBMISSION
 from grader.judging.outcomes import GRADER, STOP_ATTRIBUTE, judge_out_of_memory_reason
 from grader.plugins import benchmark_relay
 from grader.plugins.runtime import GRADER_DIR, criterion_of, is_grading_run, is_xdist_worker
-from grader.scoring.results import CRITERION, NOTES, PUZZLE, STOP, GraderSession, build_scorecard, replayed_failures
+from grader.scoring.results import (CRITERION, NOTES, PUZZLE, STOP, GraderSession, PhaseReport, build_scorecard,
+                                     replayed_failures)
 from grader.scoring.rubric import PUZZLES
 from grader.scoring.scorecard import INCOMPLETE_EXIT_STATUS, WIDE, box_line
 
@@ -98,7 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = config.stash[STASH] = GraderSession(
         submission_spec=submissions[0], seed=seed, puzzles=config.getoption("puzzle"),
         criteria=config.getoption("criterion"), min_scores=min_scores)
-    config.pluginmanager.register(state, "grader-session")
+    config.pluginmanager.register(ReportFeed(state), "grader-report-feed")
     from grader.plugins import fixtures
 
     config.pluginmanager.register(fixtures, fixtures.__name__)
@@ -122,6 +123,30 @@ def pytest_configure(config: pytest.Config) -> None:
         import hypothesis.core
 
         hypothesis.core.global_force_seed = seed
+
+
+class ReportFeed:
+    """The run's state fed by pytest: each test phase's report, as plain data (`phase_report`), to
+    `GraderSession.record` (on the xdist controller, from the workers' reports)."""
+
+    def __init__(self, state: GraderSession) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Hand the report to the run's state."""
+        self.state.record(phase_report(report))
+
+
+def phase_report(report: pytest.TestReport) -> PhaseReport:
+    """What the result model reads of a test's report: its outcome, properties, a failure's message (the exception's
+    own text, or the last line of a report that has no exception: a lost worker's, a pointer) and a skip's reason."""
+    failure = skip_reason = ""
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        failure = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
+    elif report.skipped:
+        skip_reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return PhaseReport(report.nodeid, report.when, report.outcome, list(report.user_properties), failure, skip_reason)
 
 
 def session_of(config: pytest.Config) -> GraderSession | None:
@@ -209,7 +234,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A failure's PEP 678 notes (Hypothesis' shrunk example and its @reproduce_failure line), and the verdict of
-    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist.
+    a `grader.judging.outcomes` stop, travel with the report as data, whatever the wording and under pytest-xdist. A
+    test that the submission's process ending stopped fails with the reason (`grader.judging.box_calls`).
 
     An out-of-memory error here, in the judge, is the grader's own (the submission's calls run in its box, whose
     errors arrive as `SubmissionError`): the test's criterion is then not measured and the grading incomplete. A
@@ -231,6 +257,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if pointer is not None:
             report.longrepr = pointer
             return report
+    if report.failed and "grader.box.client" in sys.modules:  # a box was used: the submission's process may have ended
+        from grader.judging.box_calls import fail_with_stop_reason
+
+        fail_with_stop_reason(report, error)
     notes = [str(note) for note in getattr(error, "__notes__", None) or []]
     from hypothesis.errors import FlakyFailure
 
@@ -283,7 +313,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED) or config.option.collectonly:
         return
-    card = state.scorecard = build_scorecard(state, config)
+    from grader.judging import profiles  # Hypothesis: not imported outside a grading run
+
+    profile = config.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE
+    card = state.scorecard = build_scorecard(state, config.invocation_params.args, profile)
     if card is None:
         return
     card.benchmarks = benchmark_relay.summary(config)  # pytest-benchmark's own session has finished (it wraps)

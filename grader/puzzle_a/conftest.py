@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
+from grader.judging.box_calls import open_box
 from grader.judging.profiles import DEFAULT_PROFILE
 
 
 @pytest.fixture(scope="session")
 def a_box(submission: Any) -> Any:
     """The box that runs the submission's `dequantize_nf4(weight, quant_state)` (`grader.box.client.Box`)."""
-    return submission.require("A")
+    return open_box(submission, "A")
 
 
 @pytest.fixture(scope="session")

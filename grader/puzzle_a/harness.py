@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from grader.box import watchdog
-from grader.box.client import Box, SubmissionError
+from grader.box.client import Box
+from grader.judging.box_calls import box_call
 from grader.judging.compare import tensor_problems
-from grader.judging.outcomes import not_measured
 from grader.puzzle_a.oracles import Quantized
 
 _INPUT_NAMES = ("the packed weight", "quant_state.absmax", "quant_state.code", "quant_state.offset",
@@ -42,9 +42,12 @@ def call_deadline(q: Quantized) -> float:
     return watchdog.deadline(q.weight.device.type, time.perf_counter() - start)
 
 
-def run_call(box: Box, q: Quantized, *, keep: str | None = None) -> dict[str, Any]:
-    """The raw reply of `A.call`: the output (None unless a plain tensor), its facts, the inputs after the call."""
-    return box.run("A.call", q.weight, q.quant_state, keep=keep, deadline=call_deadline(q))
+def run_call(box: Box, q: Quantized, *, doing: str, keep: str | None = None,
+             refusal: str | None = None) -> dict[str, Any]:
+    """The raw reply of `A.call`: the output (None unless a plain tensor), its facts, the inputs after the call; a
+    raise is told as `grader.judging.box_calls.box_call` tells it, `doing` saying which call it was."""
+    return box_call(box, "A.call", q.weight, q.quant_state, keep=keep, doing=doing, refusal=refusal,
+                    deadline=call_deadline(q))
 
 
 def contract_problems(q: Quantized, got: dict[str, Any], box: Box) -> list[str]:
@@ -79,17 +82,11 @@ def modified_inputs(q: Quantized, inputs_after: list[torch.Tensor], box: Box) ->
 def call_candidate(box: Box, q: Quantized, *, keep: str | None = None, what: str | None = None) -> torch.Tensor:
     """Call `dequantize_nf4(weight, quant_state)` in the box and check the contract; AssertionError names what
     was broken, or the submission's exception with its own frame, and the input (`what`, by default the weight's
-    shape and dtype); not measured where a CPU cannot decide. With `keep`, the box holds the output under that
-    name (as a caller would), so later calls are checked against it."""
+    shape and dtype); not measured where a CPU cannot decide (`grader.judging.box_calls.box_call`). With `keep`, the
+    box holds the output under that name (as a caller would), so later calls are checked against it."""
     qs = q.quant_state
     what = what or f"a {tuple(qs.shape)} {str(qs.dtype).removeprefix('torch.')} weight"
-    try:
-        got = run_call(box, q, keep=keep)
-    except SubmissionError as exc:
-        if exc.undecidable:
-            not_measured(exc.undecidable)
-        raise AssertionError(f"puzzle A: dequantize_nf4(weight, quant_state) raised {exc.describe()} on {what} "
-                             f"(expected a tensor of quant_state.shape {tuple(qs.shape)})") from None
+    got = run_call(box, q, keep=keep, doing=f"puzzle A: dequantize_nf4(weight, quant_state) on {what}")
     problems = contract_problems(q, got, box)
     assert not problems, f"contract: puzzle A: dequantize_nf4(weight, quant_state) on {what}: " + "; ".join(problems)
     return got["output"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grader.box.client import SubmissionError
 from grader.judging.outcomes import not_measured
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import contract_problems, run_call
@@ -35,10 +34,7 @@ def test_variant(a_box, device, blocksize, nested, quant_type, dtype, criterion_
         not_measured(f"bitsandbytes cannot quantize {name} here: {exc}")
     if not standard.judge(oracles.bnb_dequantize(q), q.weight, q.quant_state, what="bitsandbytes").passed:
         not_measured(f"{name}: bitsandbytes' own answer is outside the standard's model of this variant")
-    try:
-        got = run_call(a_box, q)
-    except SubmissionError as exc:
-        not_measured(f"{name}: {exc.undecidable or 'unsupported by the submission'} ({exc.describe()[:200]})")
+    got = run_call(a_box, q, doing=name, refusal="unsupported by the submission")
     problems = contract_problems(q, got, a_box)
     assert not problems, f"wrong answer instead of refusing: {name}: " + "; ".join(problems)
     verdict = standard.judge(got["output"], q.weight, q.quant_state, what=name)

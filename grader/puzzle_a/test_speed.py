@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from grader.box import watchdog
-from grader.box.client import SubmissionError
+from grader.judging.box_calls import box_call
 from grader.judging.compare import fingerprint
 from grader.judging.outcomes import not_measured
 from grader.measure.timing import copy_bandwidth, synchronized_perf_counter
@@ -141,10 +141,7 @@ def test_speedup_over_fast_dequantize(a_box, device, benchmark, criterion_detail
     deadline = watchdog.deadline(device.type, floor_s=TIMING_FLOOR_S)
 
     def timing_pass(outputs: bool) -> list[dict[str, Any]]:
-        try:
-            return a_box.run("A.timing", slots, outputs=outputs, deadline=deadline)
-        except SubmissionError as exc:
-            raise AssertionError(f"the candidate failed while being timed: {exc.describe()}") from None
+        return box_call(a_box, "A.timing", slots, outputs=outputs, doing="timing the candidate", deadline=deadline)
 
     runs = []
     with progress.step("A: kernel times", f"candidate, bnb and fast_dequantize interleaved, 9 weights, "
@@ -170,10 +167,12 @@ def test_speedup_over_fast_dequantize(a_box, device, benchmark, criterion_detail
     with progress.step("A: the notebook's timing protocol", "1000 x 3 calls per shape, fast_dequantize then candidate"):
         cases = [[(w, w.quant_state) for w in (getattr(mlps[0], p).weight for p in ("up_proj", "gate_proj", "down_proj"))]
                  for mlps in mlps_by_case]
-        baseline_s = a_box.run("A.protocol", cases, "fast_dequantize", deadline=deadline)
+        baseline_s = box_call(a_box, "A.protocol", cases, "fast_dequantize", doing="timing fast_dequantize by the "
+                              "notebook's protocol", deadline=deadline)
         candidate_s: list[float] = []
-        benchmark.pedantic(lambda: candidate_s.extend(a_box.run("A.protocol", cases, "candidate",
-                                                                         deadline=deadline)),
+        benchmark.pedantic(lambda: candidate_s.extend(box_call(a_box, "A.protocol", cases, "candidate",
+                                                               doing="timing the candidate by the notebook's protocol",
+                                                               deadline=deadline)),
                            rounds=1, iterations=1, warmup_rounds=0)
     lines += [f"notebook protocol, hd={case[2]} m={case[3]}: candidate {c:.3f} s, fast_dequantize {b:.3f} s ({b / c:.2f}x)"
               for case, c, b in zip(NOTEBOOK_CASES, candidate_s, baseline_s)]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from grader.box import watchdog
-from grader.box.client import SubmissionError
+from grader.judging.box_calls import box_call
 from grader.judging.outcomes import not_measured
 from grader.puzzle_a import oracles, standard
 from grader.puzzle_a.harness import call_candidate, modified_inputs
@@ -41,15 +41,11 @@ def _case_name(case: WeightCase) -> str:
 def launched(a_box, device, progress) -> dict[str, Any]:
     """The box's record of one warm call's launches and device work, on the first case the candidate runs."""
     cases = [oracles.quantize(c.make(device)) for c in STRUCTURE_CASES]
-    try:
-        with progress.step("A: the launched kernel's structure", "one warm call's launches and device work "
-                                                                 "recorded, each kernel compiled for sm_75 and sm_90"):
-            facts = a_box.run("A.launches", [(q.weight, q.quant_state) for q in cases],
-                                       deadline=watchdog.deadline(device.type, floor_s=LAUNCHES_FLOOR_S))
-    except SubmissionError as exc:
-        if exc.undecidable:
-            not_measured(exc.undecidable)
-        pytest.fail(f"recording the launches failed: {exc.describe()}", pytrace=False)
+    with progress.step("A: the launched kernel's structure", "one warm call's launches and device work "
+                                                             "recorded, each kernel compiled for sm_75 and sm_90"):
+        facts = box_call(a_box, "A.launches", [(q.weight, q.quant_state) for q in cases],
+                         doing="recording the launches",
+                         deadline=watchdog.deadline(device.type, floor_s=LAUNCHES_FLOOR_S))
     if facts["case"] is None:
         undecidable = [t["undecidable"] for t in facts["tried"] if t["undecidable"]]
         if undecidable:
@@ -124,14 +120,9 @@ def test_no_other_device_work_or_large_temporaries(launched, device, criterion_d
 def test_inside_torch_compile_fullgraph(a_box, device, dtype, criterion_detail, progress):
     case = WeightCase((96, 80), dtype, 1.0, False, False, seed=11)
     q = oracles.quantize(case.make(device))
-    try:
-        with progress.step("A: dequantize_nf4 inside torch.compile(fullgraph=True)", _case_name(case)):
-            got = a_box.run("A.compiled", q.weight, q.quant_state,
-                                     deadline=watchdog.deadline(device.type, floor_s=COMPILE_FLOOR_S))
-    except SubmissionError as exc:
-        if exc.undecidable:
-            not_measured(exc.undecidable)
-        raise AssertionError(f"torch.compile(fullgraph=True) failed: {exc.describe().splitlines()[0]}") from None
+    with progress.step("A: dequantize_nf4 inside torch.compile(fullgraph=True)", _case_name(case)):
+        got = box_call(a_box, "A.compiled", q.weight, q.quant_state, doing="torch.compile(fullgraph=True)",
+                       deadline=watchdog.deadline(device.type, floor_s=COMPILE_FLOOR_S))
     breaks = sum(got["graph_breaks"].values())
     assert breaks == 0, f"{breaks} graph breaks: {got['graph_breaks']}"
     assert got["output"] is not None, "the compiled function returned no tensor"

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from grader.judging.box_calls import open_box
 from grader.judging.outcomes import grader_failed
 from grader.plugins.runtime import criterion_of
 from grader.puzzle_c.run import CRun, execute
@@ -16,7 +17,7 @@ from grader.puzzle_c.run import CRun, execute
 @pytest.fixture(scope="session")
 def compile_qlora(submission: Any) -> Any:
     """The box that runs the submission's `compile_qlora(model)` (`grader.box.client.Box`)."""
-    return submission.require("C")
+    return open_box(submission, "C")
 
 
 def _graded(session: pytest.Session) -> frozenset[str]:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import settings
 
+from grader.judging.box_calls import open_box
 from grader.judging.progress import Progress
 from grader.puzzle_d import puzzle_size
 from grader.puzzle_d.oracles import exact_matmuls
@@ -21,7 +22,7 @@ from grader.puzzle_d.harness import Parity
 def memory_efficient_linear(submission: Any) -> Any:
     """The box that runs the submission's `memory_efficient_linear` (`grader.box.client.Box`), or a skip as
     "D not attempted"."""
-    return submission.require("D")
+    return open_box(submission, "D")
 
 
 @pytest.fixture(autouse=True)

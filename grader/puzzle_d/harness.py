@@ -13,8 +13,8 @@ import torch
 from hypothesis import assume
 
 from grader.box import watchdog
-from grader.box.client import Box, SubmissionError
-from grader.judging.outcomes import not_measured
+from grader.box.client import Box
+from grader.judging.box_calls import box_call
 from grader.puzzle_d import standard
 from grader.puzzle_d.losses import CallLog, CrossEntropy, ForwardFunction
 from grader.puzzle_d.oracles import Result, full_logit
@@ -25,14 +25,10 @@ def run_candidate(box: Box, X: torch.Tensor, linear: torch.nn.Linear, labels: to
                   keep: str | None = None) -> tuple[Result, dict[str, Any]]:
     """The submission in its box on copies of the inputs, backpropagating `upstream` (`grader.puzzle_d.tasks.run`):
     its result (loss, gradients, what its forward function received) and the call's facts. AssertionError when the
-    submission raised or returned no scalar that requires grad; not measured where a CPU cannot decide."""
-    try:
-        got = box.run("D.run", X, linear, labels, forward_function, chunk_size, upstream, keep=keep, deadline=deadline)
-    except SubmissionError as exc:
-        if exc.undecidable:
-            not_measured(exc.undecidable)
-        raise AssertionError(exc.describe() if exc.error["fault"] else
-                             f"memory_efficient_linear raised {exc.describe()}") from None
+    submission raised or returned no scalar that requires grad; not measured where a CPU cannot decide
+    (`grader.judging.box_calls.box_call`)."""
+    got = box_call(box, "D.run", X, linear, labels, forward_function, chunk_size, upstream, keep=keep,
+                   doing="calling memory_efficient_linear", deadline=deadline)
     return Result(got["loss"], got["grads"], CallLog(**got["log"])), got
 
 
@@ -78,9 +74,9 @@ class Parity:
         try:
             got, _ = run_candidate(self._box, X, linear, labels, forward_function, chunk_size, upstream,
                                    deadline=watchdog.deadline(X.device.type, reference_s))
-        except AssertionError as exc:
+        except AssertionError as exc:  # it names the criterion (`box_call`)
             self._note(forward_function, math.inf)
-            raise AssertionError(f"{self._criterion}: {exc}\n{where}") from None
+            raise AssertionError(f"{exc}\n{where}") from None
         verdict = standard.judge(got, truth, plain, X=X, linear=linear, labels=labels,
                                  forward_function=forward_function, upstream=upstream)
         self._note(forward_function, verdict.used)

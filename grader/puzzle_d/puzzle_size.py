@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from grader.box import watchdog
-from grader.box.client import Box, SubmissionError
-from grader.judging.outcomes import not_measured
+from grader.box.client import Box
+from grader.judging.box_calls import box_call
 from grader.measure.memory import MemoryPeak, cuda_peak, fake_tensor_peak
 from grader.puzzle_d.losses import ForwardFunction, cross_entropy, grpo
 from grader.puzzle_d.standard import MemoryComparison
@@ -57,15 +57,10 @@ def measure(box: Box, device: torch.device, loss: str) -> tuple[MemoryComparison
     naive_peak = cuda_peak(setup, naive) if on_gpu else fake_tensor_peak(setup, naive)
     if on_gpu:
         torch.cuda.empty_cache()  # the judge's cached blocks back to the device, for the box's measurement
-    try:
-        got = box.run("D.memory", loss, deadline=watchdog.deadline(device.type, floor_s=MEMORY_FLOOR_S))
-    except SubmissionError as exc:
-        if exc.undecidable:
-            not_measured(exc.undecidable)
-        if on_gpu:
-            raise AssertionError(f"memory_efficient_linear raised at the puzzle's size: {exc.describe()}") from None
-        # an operator without a fake implementation, a data-dependent branch, ...
-        not_measured(f"the submission could not run on fake tensors ({exc.describe()[:300]}); measure it on a GPU")
+    # Off a GPU, a raise is no fault: an operator without a fake implementation, a data-dependent branch, ...
+    got = box_call(box, "D.memory", loss, doing="memory_efficient_linear at the puzzle's size",
+                   refusal=None if on_gpu else "the submission could not run on fake tensors; measure it on a GPU",
+                   deadline=watchdog.deadline(device.type, floor_s=MEMORY_FLOOR_S))
     peak = MemoryPeak(int(got["peak_bytes"]), int(got["retained_bytes"]), str(got["method"]))
     where = torch.cuda.get_device_name() if on_gpu else "fake-tensor estimate on CPU (kernel workspaces not counted)"
     return MemoryComparison(peak, naive_peak, PUZZLE_TEXT), where

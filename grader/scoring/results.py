@@ -2,7 +2,8 @@
 and made into a scorecard (with the command that reproduces the run).
 
 A test's verdict travels from the pytest-xdist worker to the controller in the report's `user_properties`, as
-JSON-safe values under the keys below; nothing is parsed back from messages.
+JSON-safe values under the keys below; nothing is parsed back from messages. Nothing here knows pytest: the grading
+plugin hands each report over as a `PhaseReport`, plain data.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Sequence
-
-import pytest
 
 from grader.judging.outcomes import DEVICE, GRADER
 from grader.scoring.rubric import PUZZLES, Outcome, score
@@ -48,6 +47,19 @@ class TestResult:
     cause: str = DEVICE  # of a not_measured status: this machine cannot decide it, or the grader itself failed
 
 
+@dataclass(frozen=True)
+class PhaseReport:
+    """One phase of a test as the result model reads it (`grader.plugins.grading.phase_report` makes it from pytest's
+    report)."""
+
+    nodeid: str
+    when: str  # setup | call | teardown | ??? (pytest-xdist's report for a test whose worker was lost)
+    outcome: str  # passed | failed | skipped
+    user_properties: list[tuple[str, Any]]
+    failure: str = ""  # a failure's message as pytest shows it (the exception's own text, not its traceback)
+    skip_reason: str = ""  # a skip's reason as pytest gives it ("Skipped: ...")
+
+
 @dataclass(eq=False)
 class GraderSession:
     """A grading run's state (made only in a grading run): the options, and every criterion's test results as they
@@ -72,7 +84,7 @@ class GraderSession:
         if nbytes is not None:
             self.resources[name] = max(self.resources.get(name, 0), int(nbytes))
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    def record(self, report: PhaseReport) -> None:
         """Record a criterion test's verdict (on the xdist controller, from the workers' reports)."""
         props = dict(report.user_properties)
         crit = props.get(CRITERION)
@@ -80,14 +92,15 @@ class GraderSession:
             return
         letter, name = crit.split(".", 1)
         self.collected.add((letter, name))  # under xdist only the workers collect; the controller learns it here
+        failed, skipped = report.outcome == "failed", report.outcome == "skipped"
         if report.when == "teardown":
             self._record_also(report)
-            if report.failed:  # a test whose teardown failed (tampering, say) gives its criterion no value
+            if failed:  # a test whose teardown failed (tampering, say) gives its criterion no value
                 for results in self.results.values():
                     for r in results:
                         if r.nodeid == report.nodeid:
                             r.value = None
-        if report.when != "call" and not report.failed and not report.skipped:
+        if report.when != "call" and not failed and not skipped:
             return
         status, message, cause = _status_of(report)
         details = [v for k, v in report.user_properties if k == DETAIL]
@@ -96,7 +109,7 @@ class GraderSession:
         self.results.setdefault((letter, name), []).append(
             TestResult(report.nodeid, status, message, details, value, data, cause))
 
-    def _record_also(self, report: pytest.TestReport) -> None:
+    def _record_also(self, report: PhaseReport) -> None:
         for key, value in report.user_properties:
             if key == ALSO:
                 crit, status, detail = json.loads(value)
@@ -148,16 +161,15 @@ def _join_details(results: list[TestResult]) -> str:
     return "\n".join(parts)
 
 
-def _status_of(report: pytest.TestReport) -> tuple[str, str, str]:
+def _status_of(report: PhaseReport) -> tuple[str, str, str]:
     """(status, message, cause) of a criterion test's report; cause as `grader.judging.outcomes` names it."""
-    if report.passed:
+    if report.outcome == "passed":
         return "passed", "", DEVICE
-    if report.skipped:
+    if report.outcome == "skipped":
         stop = next((json.loads(v) for k, v in report.user_properties if k == STOP), None)
         if stop is not None:
             return stop["status"], stop["reason"], stop.get("cause", DEVICE)
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return "not_measured", f"skipped: {reason.removeprefix('Skipped: ')}", DEVICE
+        return "not_measured", f"skipped: {report.skip_reason.removeprefix('Skipped: ')}", DEVICE
     return "failed", _failure_message(report), DEVICE
 
 
@@ -173,10 +185,8 @@ def replayed_failures(error: BaseException) -> list[str]:
     return lines
 
 
-def _failure_message(report: pytest.TestReport) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
-    message = message.split("\nassert ")[0]  # the test's own message, not pytest's re-evaluation
+def _failure_message(report: PhaseReport) -> str:
+    message = report.failure.split("\nassert ")[0]  # the test's own message, not pytest's re-evaluation
     if report.when not in ("call", "???"):  # "???": xdist's report for a test whose worker was lost
         message = f"error in {report.when}: {message}"
     notes = next((v for k, v in report.user_properties if k == NOTES), "")
@@ -202,11 +212,11 @@ def reproduce_command(args: Sequence[str], seed: int, profile: str) -> str:
     return shlex.join(["pytest", *kept, "--grader-seed", str(seed), "--hypothesis-profile", profile])
 
 
-def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | None:
-    """Score every collected puzzle from the results received so far."""
+def build_scorecard(state: GraderSession, args: Sequence[str], hypothesis_profile: str) -> Scorecard | None:
+    """Score every collected puzzle from the results received so far; `args` are the run's command-line arguments
+    and `hypothesis_profile` the profile it ran under (both for the `reproduce` command)."""
     if not state.collected:
         return None
-    from grader.judging import profiles  # Hypothesis: not imported by the plugin outside a grading run
     from grader.scoring import environment
 
     cards = {}
@@ -219,9 +229,8 @@ def build_scorecard(state: GraderSession, config: pytest.Config) -> Scorecard | 
         tests = {c.name: [r.nodeid for r in state.results.get((letter, c.name), [])] for c in puzzle.criteria}
         data = {name: state.data(letter, name) for name in outcomes}
         cards[letter] = PuzzleCard(letter, score(puzzle, outcomes), outcomes, tests, data)
-    profile = config.getoption("hypothesis_profile", None) or profiles.DEFAULT_PROFILE
     return Scorecard(
-        submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=profile,
+        submission=state.submission_spec, grader_seed=state.seed, hypothesis_profile=hypothesis_profile,
         environment=environment.describe(), puzzles=cards,
-        reproduce=reproduce_command(config.invocation_params.args, state.seed, profile),
+        reproduce=reproduce_command(args, state.seed, hypothesis_profile),
         box=state.box, resources=dict(state.resources) or None)
