@@ -10,10 +10,10 @@ returns the task's value. What can go wrong is told apart, in words a solver und
 - the call did not return by its deadline: the runner is killed, `BoxStopped` says so with the submission's
   stack at the time (faulthandler's dump, taken a few seconds before the deadline).
 
-A runner that ended is replaced for the next call; after `CRASHES_PER_PUZZLE` endings the puzzle's remaining calls
-fail at once, each pointing to the criteria whose verdicts tell the endings (`judging` names the criterion each call
-is made for), so that a crash is told once. Every reply's state report (settings the submission changed, tampering) is
-kept for the judge's guard plugin (`grader.box.reports`).
+A runner that ended is replaced for the next call; after `grader.judging.budget.CRASHES_PER_PUZZLE` endings the
+puzzle's remaining calls fail at once, each pointing to the criteria whose verdicts tell the endings (`judging` names
+the criterion each call is made for), so that a crash is told once. Every reply's state report (settings the
+submission changed, tampering) is kept for the judge's guard plugin (`grader.box.reports`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from typing import Any, Callable
 from grader.box import reports, sandbox, wire
 from grader.box.runner import FAULT_FILE, STALL_FILE, UNCAUGHT_FILE
 from grader.box.signals import describe_signal
+from grader.judging.budget import Crashes
 
-CRASHES_PER_PUZZLE = 2  # after this many runner endings, a puzzle's remaining calls are not run
 START_DEADLINE_S = 600.0  # importing torch, Triton and the submission (a first Triton compile included)
 STDERR_TAIL_LINES = 15  # of the runner's own output, quoted when it ends without a better reason
 EXCHANGE_ROOM_BYTES = 16 * 2**30
@@ -73,14 +73,6 @@ class BoxStopped(BaseException):
     shrink (replaying a crash or a hang only costs the puzzle its remaining runner starts)."""
 
 
-@dataclass(frozen=True)
-class Ending:
-    """A runner that ended during a call: why, and the criterion whose test made the call (its verdict tells why)."""
-
-    reason: str
-    criterion: str | None
-
-
 @dataclass
 class _Process:
     proc: subprocess.Popen[bytes]
@@ -104,17 +96,15 @@ class Box:
         self.hidden = list(hidden)  # directories of the judge's that the runner must not see (an empty tmpfs there)
         self._process: _Process | None = None
         self.peak_bytes: int | None = None  # the most GPU memory any of its runners reserved (their own reports)
-        self.crashes: list[Ending] = []
+        self.crashes = Crashes()  # its runners that ended during a call
         self.hello: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def _start(self) -> _Process:
-        if len(self.crashes) >= CRASHES_PER_PUZZLE:
-            ended = f"puzzle {self.puzzle}'s submission process ended {len(self.crashes)} times"
-            told = list(dict.fromkeys(e.criterion for e in self.crashes if e.criterion))
-            raise BoxStopped(f"not judged: {ended} (see {', '.join(told)})" if told else
-                             f"not run: {ended} (last: {self.crashes[-1].reason})")
+        stop = self.crashes.stop(self.puzzle, "submission process")
+        if stop is not None:
+            raise BoxStopped(stop)
         exchange = Path(tempfile.mkdtemp(prefix=f"grader-box-{self.puzzle}-", dir=_exchange_root()))
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
@@ -241,14 +231,14 @@ class Box:
         if reply.get("poisoned"):  # the runner ends itself after this reply; the next call gets a fresh one
             self._kill(process)
             self._process = None
-            self.crashes.append(Ending(f"the submission left its process's CUDA context unusable during {what}: "
-                                       f"{reply['poisoned']}", self.judging()))
+            self.crashes = self.crashes.add(self.judging(), f"the submission left its process's CUDA context unusable "
+                                                            f"during {what}: {reply['poisoned']}")
         return reply
 
     def _stopped(self, process: _Process, reason: str) -> None:
         self._kill(process)
         self._process = None
-        self.crashes.append(Ending(reason, self.judging()))
+        self.crashes = self.crashes.add(self.judging(), reason)
         raise BoxStopped(reason)
 
     def _stall_reason(self, process: _Process, deadline: float, what: str) -> str:

@@ -16,10 +16,12 @@ and the controller process, which writes the scorecard, runs neither submission 
 
 xdist replaces the worker and grading goes on; a puzzle that has ended `CRASHES_PER_PUZZLE` workers, or has used
 up `--puzzle-timeout`, has its remaining tests failed at once with the reason (for lost workers, a pointer to the
-criteria whose verdicts tell why each ended: a crash is told once). On a machine without a GPU the
-worker's address space is limited (`--memory-limit-gb`), a limit its boxes inherit, so that a runaway allocation
-fails with MemoryError instead of calling the out-of-memory killer. pytest-benchmark, which turns itself off under
-xdist, measures in the one worker and records in the controller (`grader.plugins.benchmark_relay`).
+criteria whose verdicts tell why each ended: a crash is told once), by the budget of `grader.judging.budget`. Each
+test's time is measured once: by its worker, which counts it and sends it with the test's teardown report to the
+controller, whose `Ledger` each new worker inherits; a lost worker's test, by the controller. On a machine without
+a GPU the worker's address space is limited (`--memory-limit-gb`), a limit its boxes inherit, so that a runaway
+allocation fails with MemoryError instead of calling the out-of-memory killer. pytest-benchmark, which turns itself
+off under xdist, measures in the one worker and records in the controller (`grader.plugins.benchmark_relay`).
 """
 
 from __future__ import annotations
@@ -35,52 +37,13 @@ from typing import Any, Iterator, TextIO
 
 import pytest
 
+from grader.judging.budget import DEFAULT_PUZZLE_TIMEOUT_S, Ledger
 from grader.plugins import benchmark_relay
 from grader.plugins.runtime import criterion_of, is_grading_run, is_xdist_worker
 from grader.scoring.results import CRITERION
 
 DEFAULT_TEST_TIMEOUT_S = 900  # above the longest single test seen: C's compiled run on an H200, ~6 min
-DEFAULT_PUZZLE_TIMEOUT_S = 3600
-CRASHES_PER_PUZZLE = 2  # after this many lost workers, a puzzle's remaining tests are not run
-
-
-@dataclass(frozen=True)
-class Crashes:
-    """The grading workers one puzzle's tests ended, and the criteria of the tests that were running (each verdict
-    tells why its worker ended)."""
-
-    count: int
-    told_in: tuple[str, ...]
-
-
-@dataclass
-class Ledger:
-    """Per puzzle, the workers its tests ended and the seconds its tests took: kept by the controller across
-    worker restarts, handed to each new worker as JSON (`to_json`, `from_json`), kept up to date there too."""
-
-    crashes: dict[str, Crashes] = field(default_factory=dict)
-    spent: dict[str, float] = field(default_factory=dict)
-
-    def add_time(self, puzzle: str, seconds: float) -> None:
-        """Count `seconds` against `puzzle`."""
-        self.spent[puzzle] = self.spent.get(puzzle, 0.0) + seconds
-
-    def add_crash(self, puzzle: str, criterion: str) -> None:
-        """Count one more worker ended by `puzzle`'s tests, while a test of `criterion` ran (its verdict tells why)."""
-        earlier = self.crashes.get(puzzle)
-        told = tuple(dict.fromkeys([*(earlier.told_in if earlier else ()), criterion]))
-        self.crashes[puzzle] = Crashes((earlier.count if earlier else 0) + 1, told)
-
-    def to_json(self) -> str:
-        """The ledger as JSON, for a worker's `workerinput`."""
-        return json.dumps({"crashes": {p: asdict(c) for p, c in self.crashes.items()}, "spent": self.spent})
-
-    @classmethod
-    def from_json(cls, text: str) -> Ledger:
-        """The ledger `to_json` wrote."""
-        data = json.loads(text)
-        return cls({p: Crashes(int(c["count"]), tuple(map(str, c["told_in"]))) for p, c in data["crashes"].items()},
-                   {p: float(s) for p, s in data["spent"].items()})
+SECONDS_ATTRIBUTE = "grader_test_seconds"  # on a teardown report: the test's time, as its worker counted it
 
 
 @dataclass(frozen=True)
@@ -121,6 +84,7 @@ class WorkerState:
     run_dir: Path
     fault: TextIO
     ledger: Ledger
+    running: RunningTest | None = None  # the test now running
 
 
 _CONTROLLER = pytest.StashKey[ControllerState]()
@@ -167,7 +131,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.numprocesses = 1
         config.option.dist = "load"
         config.option.tx = ["popen"]
-    config.option.maxworkerrestart = "1000"  # CRASHES_PER_PUZZLE bounds the restarts per puzzle
+    config.option.maxworkerrestart = "1000"  # grader.judging.budget bounds the restarts per puzzle
     # pytest-benchmark would turn itself off under xdist, warning; with one worker, its benchmarks are measured there
     # and recorded here (grader.plugins.benchmark_relay).
     benchmark_relay.hold(config)
@@ -188,16 +152,17 @@ def pytest_configure_node(node: Any) -> None:
             node.config.getini("timeout") or DEFAULT_TEST_TIMEOUT_S)
 
 
-class _Accounting:
-    """On the controller: each puzzle's time from the workers' reports, so that a replaced worker inherits it."""
+class Accounting:
+    """On the controller: each test's time, as its worker counted it, so that a replaced worker inherits it."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         criterion = dict(report.user_properties).get(CRITERION)
-        if criterion is not None:
-            self.ledger.add_time(criterion.split(".")[0], report.duration)
+        seconds = getattr(report, SECONDS_ATTRIBUTE, None)
+        if criterion is not None and seconds is not None:
+            self.ledger.add_time(criterion.split(".")[0], seconds)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -249,7 +214,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     controller = config.stash.get(_CONTROLLER, None)
     if controller is not None and not is_xdist_worker(config):
-        config.pluginmanager.register(_Accounting(controller.ledger), "grader-time-accounting")
+        config.pluginmanager.register(Accounting(controller.ledger), "grader-time-accounting")
         benchmark_relay.register(config)
     if not is_xdist_worker(config) or "grader_run_dir" not in config.workerinput:
         return
@@ -275,7 +240,7 @@ def _limit_memory(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """In a worker: note the running test for the controller, and account the time each puzzle takes."""
+    """In a worker: note the running test for the controller (its start is where its time counts from)."""
     state = item.config.stash.get(_WORKER, None)
     crit = criterion_of(item)
     if state is None or crit is None:
@@ -284,22 +249,28 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     info = RunningTest(os.getpid(), item.nodeid, ".".join(crit), time.time(), item.config.getoption("timeout", None))
     current = state.run_dir / f"current-{item.config.workerinput['workerid']}.json"
     info.write(current)
-    started = time.perf_counter()
+    state.running = info
     try:
         yield
     finally:
-        state.ledger.add_time(crit[0], time.perf_counter() - started)
+        state.running = None
         replace(info, finished=True).write(current)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """In a grading run, pytest-timeout's signal-method failure, reworded to name the limit (the traceback shows
-    where it hung)."""
+    where it hung); in a worker, a test's time once its teardown has run, counted against its puzzle and sent with
+    the teardown report."""
     report = yield
     crash = getattr(report.longrepr, "reprcrash", None)
     if is_grading_run(item.config) and report.failed and crash is not None and "from pytest-timeout" in crash.message:
         crash.message = f"the test exceeded {item.config.getoption('timeout'):g} s and was stopped (pytest-timeout)"
+    state = item.config.stash.get(_WORKER, None)
+    if report.when == "teardown" and state is not None and state.running is not None:
+        seconds = time.time() - state.running.started
+        state.ledger.add_time(state.running.criterion.split(".")[0], seconds)
+        setattr(report, SECONDS_ATTRIBUTE, seconds)
     return report
 
 
@@ -311,12 +282,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     crit = criterion_of(item)
     if state is None or crit is None:
         return
-    puzzle = crit[0]
-    crashes = state.ledger.crashes.get(puzzle)
-    if crashes and crashes.count >= CRASHES_PER_PUZZLE:
-        pytest.fail(f"not judged: puzzle {puzzle}'s submission ended {crashes.count} grading workers "
-                    f"(see {', '.join(crashes.told_in)})", pytrace=False)
-    limit = item.config.getoption("puzzle_timeout")
-    if state.ledger.spent.get(puzzle, 0.0) > limit:
-        pytest.fail(f"not run: puzzle {puzzle} exceeded its time limit of {limit:g} s (--puzzle-timeout)",
-                    pytrace=False)
+    stop = state.ledger.stop(crit[0], item.config.getoption("puzzle_timeout"))
+    if stop is not None:
+        pytest.fail(stop, pytrace=False)
