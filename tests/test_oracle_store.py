@@ -79,8 +79,8 @@ def test_a_stale_or_altered_entry_is_refused_with_its_reason(trained: run.CRun, 
 
 def test_the_key_names_every_input_of_the_oracle(trained: run.CRun):
     key = oracle_store.key(trained, SEED)
-    assert {"seed", "device", "spec", "dtype", "schedule", "versions", "grader", "format"} <= key.keys()
-    assert {"torch", "triton", "transformers", "peft", "bitsandbytes"} <= key["versions"].keys()
+    assert {"seed", "environment", "spec", "dtype", "schedule", "grader", "format"} <= key.keys()
+    assert {"device", "python", "torch", "triton", "transformers", "peft", "bitsandbytes"} <= key["environment"].keys()
     assert len(key["grader"]) == 64 and key["seed"] == SEED
 
 

@@ -2,8 +2,8 @@
 with the same key (`grader.batch`, repeated `pytest grader/` runs on one machine).
 
 What the two eager runs compute depends on the seed, the device, the versions of torch, triton, transformers, peft
-and bitsandbytes, and the grader's own code, nothing else: the key holds all of these (the grader as a hash of its
-source files). An entry is two files in the store directory: `KEY.pt`, the two training records and the oracle's
+and bitsandbytes, and the grader's own code, nothing else: the key holds all of these (the machine and versions as
+the scorecard records them, the grader as a hash of its source files). An entry is two files in the store directory: `KEY.pt`, the two training records and the oracle's
 seconds as plain data (`grader.box.wire.plain`, loaded with `weights_only=True`), and `KEY.json`, the key in full
 and the SHA-256 of `KEY.pt`. An entry whose key differs or whose hash does not match is recomputed and rewritten,
 never used. Gradings that need the same entry at once share `KEY.lock` (`fcntl.flock`): they read it side by side
@@ -21,14 +21,11 @@ import fcntl
 import hashlib
 import json
 import os
-import platform
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
-    import torch
-
     from grader.puzzle_c.run import CRun
     from grader.puzzle_c.training import TrainRecord
 
@@ -55,28 +52,12 @@ def grader_digest() -> str:
 
 
 def key(run: CRun, seed: int) -> dict[str, Any]:
-    """Everything the oracle and the noise floor depend on, for `run`'s setting and `seed`."""
-    import bitsandbytes
-    import peft
-    import torch
-    import transformers
-    import triton
+    """Everything the oracle and the noise floor depend on, for `run`'s setting and `seed`: the machine and library
+    versions as the scorecard records them (`grader.scoring.environment.describe`), the setting, the grader's code."""
+    from grader.scoring import environment
 
-    return {"format": FORMAT, "seed": seed, "device": _device_name(run.device), "spec": asdict(run.spec),
-            "dtype": str(run.dtype), "schedule": run.schedule.describe(),
-            "versions": {"torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton.__version__,
-                         "transformers": transformers.__version__, "peft": peft.__version__,
-                         "bitsandbytes": bitsandbytes.__version__, "python": platform.python_version()},
-            "grader": grader_digest()}
-
-
-def _device_name(device: torch.device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return f"{props.name} (sm_{props.major}{props.minor})"
-    return f"cpu ({platform.machine()})"
+    return {"format": FORMAT, "seed": seed, "environment": environment.describe(), "spec": asdict(run.spec),
+            "dtype": str(run.dtype), "schedule": run.schedule.describe(), "grader": grader_digest()}
 
 
 def _name(entry_key: dict[str, Any]) -> str:
