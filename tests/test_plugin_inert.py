@@ -113,6 +113,9 @@ WITH_PLUGIN = () if ENTRY else ("-p", grader.pytest_entry.__name__)
 WITHOUT_PLUGIN = ("-p", f"no:{ENTRY}") if ENTRY else ()
 
 
+PLAIN_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
 class Suite:
     """The foreign suite in a directory of its own, run in a pytest subprocess that imports this checkout's grader."""
 
@@ -127,7 +130,9 @@ class Suite:
         """Exit status, output (durations blanked) and the records of one run with `args`."""
         self.runs += 1
         log, storage = self.root / f"log-{self.runs}.jsonl", self.root / f"hypothesis-{self.runs}"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+        # A developer's shell: no CI variables (under `CI` Hypothesis loads its own derandomized profile by itself,
+        # and draws would repeat with the plugin or without), no PYTEST_ADDOPTS, not an xdist worker.
+        env = {k: v for k, v in os.environ.items() if k in PLAIN_ENVIRONMENT}
         env.update(PYTHONPATH=str(REPO), FOREIGN_LOG=str(log), HYPOTHESIS_STORAGE_DIRECTORY=str(storage), PY_COLORS="0")
         done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                               cwd=self.root / "suite", env=env, capture_output=True, text=True, timeout=300)
