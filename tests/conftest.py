@@ -1,3 +1,32 @@
 """The grader's own tests run the real plugin in subprocesses through pytester."""
 
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+import torch
+
+from grader.batch import threads
+
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cores_shared_between_workers() -> Iterator[None]:
+    """Under pytest-xdist, each worker, and every grading, box and batch worker its tests start, uses the worker's
+    share of the cores (`grader.batch.threads`): on two cores with -n 2, one thread each. Unset otherwise, and kept
+    where the environment sets OMP_NUM_THREADS."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers == 1 or threads.VARIABLE in os.environ:
+        yield
+        return
+    before = torch.get_num_threads()
+    os.environ.update(threads.environment(workers, {}))
+    torch.set_num_threads(int(os.environ[threads.VARIABLE]))
+    try:
+        yield
+    finally:
+        del os.environ[threads.VARIABLE]
+        torch.set_num_threads(before)

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.batch import threads
 from grader.batch.packing import GpuPacker, run_packed
 from grader.batch.worker import Job, WorkerResult, failed_card, plan, progress_line, run_worker, worker_command
 from grader.judging.profiles import DEFAULT_PROFILE
@@ -135,12 +136,14 @@ def run_local(work: Sequence[Job], *, jobs: int, gpus: Sequence[str], timeout: f
     lock = threading.Lock()
     done: list[WorkerResult] = []
     how = f"by memory on GPUs {','.join(gpus)}, at most {jobs} at a time" if gpus else f"{jobs} at a time"
+    if threads.VARIABLE not in os.environ:
+        how += f", {threads.share(jobs)} CPU thread(s) each"
     print(f"grader.batch: {plan(work)} = {len(work)} workers, {how}; grader seed {seed}; output in {out}", flush=True)
 
     def on(job: Job, gpu: str | None) -> WorkerResult:
         with lock:
             print(f"[start] {job.name} puzzle {job.puzzle}" + (f" on GPU {gpu}" if gpu is not None else ""), flush=True)
-        return run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, gpu)
+        return run_worker(job, seed, out / "work" / job.name, timeout, pytest_args, gpu, side_by_side=jobs)
 
     def run(job: Job) -> WorkerResult:
         if packer is None:

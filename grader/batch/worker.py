@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.batch import threads
 from grader.batch.grading_command import grading_command
 from grader.box.signals import describe_signal
 from grader.scoring.rubric import PUZZLES, Outcome, score
@@ -72,12 +73,13 @@ def _tail(log: Path) -> str:
 
 
 def run_worker(job: Job, seed: int, work: Path, timeout: float, pytest_args: Sequence[str],
-               gpu: str | None) -> WorkerResult:
-    """Run one worker to its end or its time limit; never raises for anything the submission does."""
+               gpu: str | None, side_by_side: int = 1) -> WorkerResult:
+    """Run one worker to its end or its time limit; never raises for anything the submission does. With
+    `side_by_side` workers at most at once on this host, it gets its share of the cores (`grader.batch.threads`)."""
     work.mkdir(parents=True, exist_ok=True)
     score_json, log = work / f"{job.puzzle}.json", work / f"{job.puzzle}.log"
     score_json.unlink(missing_ok=True)
-    env = dict(os.environ)
+    env = threads.environment(side_by_side, dict(os.environ))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     start = time.monotonic()

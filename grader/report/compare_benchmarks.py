@@ -2,7 +2,7 @@
 
     python -m grader.compare_benchmarks BEFORE.json AFTER.json
 
-The grader adds `machine_info["grader_environment"]` (device name, driver, torch, triton, bitsandbytes versions)
+The grader adds `machine_info["grader_environment"]` (device name, driver, torch, triton, bitsandbytes versions, CPU threads)
 to every benchmark file it writes. Timings from different devices are not comparable: a mismatch of device
 name exits with status 2 and says why; so does a file without the grader's environment. Otherwise each
 benchmark present in both files is printed with both medians and their ratio.
@@ -38,7 +38,7 @@ def compare(before: Path, after: Path) -> list[str]:
     if env_b["device"] != env_a["device"]:
         raise Refused(f"refusing to compare timings from different devices: {before} ran on {env_b['device']!r}, "
                       f"{after} on {env_a['device']!r}")
-    notes = [f"{k}: {env_b.get(k)} -> {env_a.get(k)}" for k in ("driver", "torch", "triton", "bitsandbytes")
+    notes = [f"{k}: {env_b.get(k)} -> {env_a.get(k)}" for k in ("driver", "torch", "triton", "bitsandbytes", "cpu_threads")
              if env_b.get(k) != env_a.get(k)]
     medians = [{b["fullname"]: b["stats"]["median"] for b in json.loads(p.read_text())["benchmarks"]}
                for p in (before, after)]

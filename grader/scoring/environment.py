@@ -24,6 +24,8 @@ def describe() -> dict[str, object]:
         "bitsandbytes": _version("bitsandbytes"),
         "transformers": _version("transformers"),
         "peft": _version("peft"),
+        # CPU results depend on it (the order of a parallel reduction); OMP_NUM_THREADS sets it (grader.batch.threads).
+        "cpu_threads": torch.get_num_threads(),
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
