@@ -55,7 +55,7 @@ def test_a_wrong_kernel_is_graded_within_three_minutes_with_its_shrunk_example(p
     shrinks it within the grader's shrink budget, and prints the example with its reproduce line."""
     started = time.perf_counter()
     card = grade(pytester, BROKEN / "a_late_second_level.py", puzzles=("A",), criteria=("A.correct",),
-                 isolated=True, profile="dev")
+                 isolated=True, profile="dev", shrink_seconds=None)
     elapsed = time.perf_counter() - started
     detail = card["puzzles"]["A"]["criteria"]["correct"]["detail"]
     assert "elements are not what any correct float32 evaluation rounds to" in detail, detail

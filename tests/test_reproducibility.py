@@ -145,6 +145,32 @@ def test_the_seed_reaches_every_xdist_worker_and_wins_there():
     assert len(drawn) > 1, "a controller without --grader-seed draws a random seed"
 
 
+BUDGET = '''
+import pytest
+
+
+@pytest.mark.criterion("A", "correct")
+def test_budget(shrink_budget, criterion_detail):
+    criterion_detail(f"shrink budget {shrink_budget.seconds:g} s")
+'''
+
+
+def test_the_shrink_budget_is_an_option_the_reproduce_command_repeats(pytester, monkeypatch):
+    pytester.makepyfile(test_budget=BUDGET)
+    base = ("--submission", "solutions", "--box", "none", "--no-isolation", "--hypothesis-profile", "ci",
+            "--score-json", "score.json")
+    run_with_plugin(pytester, monkeypatch, *base).assert_outcomes(passed=1)
+    card = json.loads((pytester.path / "score.json").read_text())
+    assert card["puzzles"]["A"]["criteria"]["correct"]["detail"] == "shrink budget 15 s"  # the ci profile's
+    assert "--shrink-seconds" not in card["reproduce"]
+    run_with_plugin(pytester, monkeypatch, *base, "--shrink-seconds", "0.5").assert_outcomes(passed=1)
+    card = json.loads((pytester.path / "score.json").read_text())
+    assert card["puzzles"]["A"]["criteria"]["correct"]["detail"] == "shrink budget 0.5 s"
+    assert "--shrink-seconds 0.5" in card["reproduce"], card["reproduce"]
+    refused = run_with_plugin(pytester, monkeypatch, *base, "--shrink-seconds", "-1")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR and "--shrink-seconds expects seconds >= 0" in refused.stderr.str()
+
+
 BENCH = '''
 def test_tiny(benchmark):
     benchmark(sum, range(100))

@@ -15,20 +15,26 @@ REPO = Path(__file__).resolve().parent.parent
 BROKEN = REPO / "tests" / "broken"
 # Fixed, so a verdict test that fails can be replayed exactly.
 SEED = 20261125
+# Shrinking a failure of puzzle A for this long at most (`--shrink-seconds`; the `ci` profile's own budget is 15 s,
+# two of A's properties spend it on every kernel they fail): the verdicts and their words are those of a fully
+# shrunk failure; tests/test_isolation.py checks an example shrunk under the profile's own budget.
+SHRINK_SECONDS = 2.0
 
 
 def grade(pytester: pytest.Pytester, submission: str | Path, *, puzzles: tuple[str, ...],
           criteria: tuple[str, ...] = (), extra: tuple[str, ...] = (), isolated: bool = False,
-          profile: str = "ci") -> dict[str, Any]:
+          profile: str = "ci", shrink_seconds: float | None = SHRINK_SECONDS) -> dict[str, Any]:
     """Grade `submission` on `puzzles` (optionally only `criteria`, as 'A.correct') with a Hypothesis profile.
 
     The grader's tests run in this subprocess (`--no-isolation`: the verdicts are the same, and a worker
     process per grading would cost the self-tests minutes) unless `isolated`, as a user's run does.
+    `shrink_seconds=None` leaves the profile's shrink budget.
     """
     score = pytester.path / "score.json"
+    shrink = () if shrink_seconds is None else ("--shrink-seconds", f"{shrink_seconds:g}")
     result = pytester.runpytest_subprocess(*grading_args(str(submission), puzzles=puzzles, seed=SEED, score_json=score,
                                                          criteria=criteria, profile=profile, isolated=isolated,
-                                                         extra=extra))
+                                                         extra=(*shrink, *extra)))
     assert score.exists(), f"the grader wrote no scorecard (exit {result.ret}):\n{result.stdout.str()[-3000:]}"
     card = json.loads(score.read_text())
     card["exit_code"] = int(result.ret)

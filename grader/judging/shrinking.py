@@ -2,7 +2,8 @@
 
 Every example of puzzle A runs a kernel through the Triton interpreter on a CPU, so shrinking a failure found on
 a large weight can take many minutes (Hypothesis itself stops only after five). Once a property has failed,
-`ShrinkBudget` lets shrinking go on for `seconds` (per Hypothesis profile: `profiles.SHRINK_SECONDS`), then rejects further examples (`hypothesis.reject()`), so the
+`ShrinkBudget` lets shrinking go on for `seconds` (`--shrink-seconds`, else per Hypothesis profile:
+`profiles.SHRINK_SECONDS`), then rejects further examples (`hypothesis.reject()`), so the
 shrinker stops with the smallest failure found so far. Hypothesis' final replay of that failure runs in full and
 carries a note saying it may not be fully shrunk; its `@reproduce_failure` line replays it exactly.
 """

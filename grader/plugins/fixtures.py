@@ -43,9 +43,13 @@ def hypothesis_profile(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture
-def shrink_budget(hypothesis_profile: str) -> ShrinkBudget:
-    """A fresh shrink budget for one property (`grader.judging.shrinking`), as long as the profile allows."""
-    return ShrinkBudget(profiles.SHRINK_SECONDS.get(hypothesis_profile, profiles.SHRINK_SECONDS["dev"]))
+def shrink_budget(pytestconfig: pytest.Config, hypothesis_profile: str) -> ShrinkBudget:
+    """A fresh shrink budget for one property (`grader.judging.shrinking`): `--shrink-seconds`, else as long as the
+    profile allows."""
+    seconds = pytestconfig.getoption("shrink_seconds")
+    if seconds is None:
+        seconds = profiles.SHRINK_SECONDS.get(hypothesis_profile, profiles.SHRINK_SECONDS["dev"])
+    return ShrinkBudget(seconds)
 
 
 @pytest.fixture(scope="session")

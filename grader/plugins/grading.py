@@ -62,6 +62,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "status follows scores and gates instead of individual failed criteria")
     group.addoption("--grader-seed", type=int, default=None, metavar="N",
                     help="seed for every input the grader draws (Hypothesis included); default: random, printed")
+    group.addoption("--shrink-seconds", type=float, default=None, metavar="SECONDS",
+                    help="how long Hypothesis may go on shrinking a failure once one is found, per property "
+                         "(grader.judging.shrinking; default: the Hypothesis profile's, ci 15, dev 60, thorough 300); "
+                         "the verdict is the same, the example shown may be less small")
     group.addoption("--oracle-store", default=None, metavar="DIR|none",
                     help="where the judge keeps what it computes once for every grading with the same seed, device "
                          "and versions (puzzle C's eager oracle and noise floor), hidden from every box (default: "
@@ -87,6 +91,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if letter not in PUZZLES or not points.lstrip("-").isdigit():
             raise pytest.UsageError(f"--min-score expects PUZZLE=POINTS with PUZZLE in {sorted(PUZZLES)}, got {item!r}")
         min_scores[letter] = int(points)
+    if (config.getoption("shrink_seconds") or 0) < 0:
+        raise pytest.UsageError(f"--shrink-seconds expects seconds >= 0, got {config.getoption('shrink_seconds')}")
     for c in config.getoption("criterion"):
         letter, _, name = c.partition(".")
         check_criterion(letter, name, where=f"--criterion {c}")
