@@ -30,3 +30,22 @@ def cores_shared_between_workers() -> Iterator[None]:
     finally:
         del os.environ[threads.VARIABLE]
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def grader_caches_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every grading of one self-test session (all xdist workers) keeps the grader's caches in one fresh directory, as
+    one user's gradings do in `~/.cache` (pytester gives each test a HOME of its own): C's oracle store
+    (`grader.puzzle_c.oracle_store`) and the boxes' warm compile cache (`grader.box.compile_cache`)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "grader-cache"
+    shared.mkdir(exist_ok=True)
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(shared)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = before

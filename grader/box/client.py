@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader.box import reports, sandbox, wire
+from grader.box import compile_cache, reports, sandbox, wire
 from grader.box.runner import FAULT_FILE, STALL_FILE, UNCAUGHT_FILE
 from grader.box.signals import describe_signal
 from grader.judging.budget import Crashes
@@ -112,9 +112,12 @@ class Box:
                 "--fd-out", str(from_w), "--puzzle", self.puzzle, "--submission", self.spec, "--root", str(self.root),
                 "--device", self.device, "--sys-path", json.dumps(sys.path),
                 *(["--progress"] if self.progress is not None else [])]
+        warm = compile_cache.warm_directory() if self.device == "cpu" else None
+        if warm is not None:
+            argv += ["--warm-compile-cache", str(warm)]
         spec_path = Path(self.spec) if Path(self.spec).is_absolute() else self.root / self.spec
         readable = sandbox.readable_paths([*sys.path, spec_path, self.root, GRADER_HOME, sys.prefix,
-                                           sys.base_prefix, Path(sys.executable).parent])
+                                           sys.base_prefix, Path(sys.executable).parent, *filter(None, [warm])])
         cmd = sandbox.command(self.info, argv, exchange=exchange, readable=readable, hidden=self.hidden)
         env = dict(os.environ)
         private = "/tmp" if self.info.boxed else str(exchange)

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", required=True)
     parser.add_argument("--sys-path", required=True)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--warm-compile-cache", type=Path, default=None)
     args = parser.parse_args(argv)
     fault = open(args.exchange / FAULT_FILE, "w")  # noqa: SIM115 (held until the process ends)
     faulthandler.enable(file=fault, all_threads=True)
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.excepthook = uncaught
     sys.path[:] = json.loads(args.sys_path)
     infile, outfile = os.fdopen(args.fd_in, "rb"), os.fdopen(args.fd_out, "wb")
+    if args.warm_compile_cache is not None:
+        from grader.box.compile_cache import seed
+
+        seed(args.warm_compile_cache, Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
     if args.device == "cpu":
         from grader.box.interpreter import use_interpreter
 
