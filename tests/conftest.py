@@ -10,7 +10,7 @@ import torch
 
 from grader.batch import threads
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.ordering"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,19 +13,20 @@ import pytest
 from tests.verdicts import BROKEN, grade
 
 TEST_TIMEOUT_S = 20  # --timeout for these runs: above one quick test's time, so only a hang reaches it
-# (submission, words the A.correct detail must contain)
+# (submission, words the A.correct detail must contain); a hang waits out two tests' --timeout
+WAITS = pytest.mark.waits(2 * TEST_TIMEOUT_S)
 FAULTS = [
-    ("x_hangs", f"exceeded {TEST_TIMEOUT_S} s"),
-    ("x_hangs_in_c", f"exceeded {TEST_TIMEOUT_S} s"),
-    ("x_segfaults", "Segmentation fault"),
-    ("x_exits", "exited without a result"),
-    ("x_recurses", "RecursionError"),
-    ("x_eats_memory", "MemoryError"),
+    pytest.param("x_hangs", f"exceeded {TEST_TIMEOUT_S} s", marks=WAITS, id="x_hangs"),
+    pytest.param("x_hangs_in_c", f"exceeded {TEST_TIMEOUT_S} s", marks=WAITS, id="x_hangs_in_c"),
+    pytest.param("x_segfaults", "Segmentation fault", id="x_segfaults"),
+    pytest.param("x_exits", "exited without a result", id="x_exits"),
+    pytest.param("x_recurses", "RecursionError", id="x_recurses"),
+    pytest.param("x_eats_memory", "MemoryError", id="x_eats_memory"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,words", FAULTS, ids=[f[0] for f in FAULTS])
+@pytest.mark.parametrize("name,words", FAULTS)
 def test_a_fault_fails_its_criterion_and_the_run_still_ends_with_a_scorecard(pytester, name, words):
     started = time.perf_counter()
     card = grade(pytester, BROKEN / f"{name}.py", puzzles=("A", "D"), criteria=("A.correct", "D.correct"),
@@ -65,6 +66,7 @@ def test_a_wrong_kernel_is_graded_within_three_minutes_with_its_shrunk_example(p
 
 
 @pytest.mark.slow
+@pytest.mark.waits(180)  # two 90 s call deadlines
 def test_a_submission_hanging_on_every_call_gets_its_scorecard_within_six_minutes(pytester):
     """Every A criterion, the default per-test limit (900 s): each call's deadline (90 s on a CPU) stops the first two
     hangs, and the puzzle's remaining tests fail at once. The hang is told once, where it happened, naming the line

@@ -119,6 +119,7 @@ def test_every_submission_is_graded_and_progress_is_printed(main_batch):
 
 
 @pytest.mark.slow
+@pytest.mark.waits(TIME_LIMIT_S)  # the crash batch waits out the hang's time limit
 def test_segfault_fails_its_puzzle_and_the_other_puzzle_is_graded(crash_batch):
     out, _ = crash_batch
     card, a = _a(out, "x_segfaults")
@@ -133,6 +134,7 @@ def test_segfault_fails_its_puzzle_and_the_other_puzzle_is_graded(crash_batch):
 
 
 @pytest.mark.slow
+@pytest.mark.waits(TIME_LIMIT_S)  # the crash batch waits out the hang's time limit
 def test_hang_is_stopped_at_the_time_limit_and_the_other_puzzle_is_graded(crash_batch):
     out, _ = crash_batch
     card, a = _a(out, "x_hangs")
