@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 import torch
 
-from grader.box import sandbox, wire
+from grader.box import compile_cache, sandbox, wire
 from grader.box.client import Box, BoxStopped
 from grader.puzzle_a import oracles
 from grader.puzzle_a.strategies import WeightCase
@@ -120,6 +120,8 @@ def test_the_grader_on_disk_is_out_of_reach_and_the_next_submission_is_graded_as
                                                           "--puzzle", "A", "--jobs", "1", "--", "--criterion",
                                                           "A.correct", "-k", "linear4bit", "--hypothesis-profile", "ci"])
     assert _tree_digest(REPO / "grader") == before, "a submission changed the grader's files on disk"
+    assert any(compile_cache.root().glob(f"*/{compile_cache.DONE}")), "the CPU boxes had no warm compile cache"
+    assert not list(compile_cache.root().rglob("poisoned")), "a submission wrote into the warm compile cache"
     hostile, honest = scorecard(out, "x_writes_grader_files"), scorecard(out, "a_2d_tile_custom_op")
     assert hostile["puzzles"]["A"]["criteria"]["correct"]["status"] == "passed", hostile  # its kernel is honest
     assert honest["puzzles"]["A"]["criteria"]["correct"]["status"] == "passed", (honest, log)
