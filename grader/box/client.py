@@ -112,7 +112,8 @@ class Box:
                 "--fd-out", str(from_w), "--puzzle", self.puzzle, "--submission", self.spec, "--root", str(self.root),
                 "--device", self.device, "--sys-path", json.dumps(sys.path),
                 *(["--progress"] if self.progress is not None else [])]
-        warm = compile_cache.warm_directory() if self.device == "cpu" else None
+        # Boxed only, as C's oracle store: an unboxed submission could write into what later boxes start from.
+        warm = compile_cache.warm_directory() if self.device == "cpu" and self.info.boxed else None
         if warm is not None:
             argv += ["--warm-compile-cache", str(warm)]
         spec_path = Path(self.spec) if Path(self.spec).is_absolute() else self.root / self.spec

@@ -6,7 +6,7 @@ A box's inductor cache starts empty (the runner's private directory, `grader.box
 function's compile had filled. The judge (outside every box) compiles a fixed function once per cache root, torch
 version and machine into `$XDG_CACHE_HOME/unsloth-puzzle-grader/inductor-cpu/KEY` (`python -m
 grader.box.compile_cache DIR`); each CPU runner copies it into its own empty cache before importing the submission
-(`seed`). No submission ever writes it (the box mounts everything read-only but its private /tmp and exchange
+(`seed`); only boxed runners use it, as C's oracle store. No submission ever writes it (the box mounts everything read-only but its private /tmp and exchange
 directory), no box's cache reaches another's, and inductor checks its own keys on every lookup: a stale or
 foreign entry is a miss, never a wrong kernel. No CPU criterion measures compile time.
 """
