@@ -9,6 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
+import bitsandbytes  # noqa: F401  (at collection: pytester drops from sys.modules what a test of its imports first,
+# and bitsandbytes cannot be imported twice in one process: its torch.library operators are defined once)
 import pytest
 import torch
 
