@@ -22,14 +22,12 @@ def cores_shared_between_workers() -> Iterator[None]:
     if workers == 1 or threads.VARIABLE in os.environ:
         yield
         return
-    before = torch.get_num_threads()
-    os.environ.update(threads.environment(workers, {}))
-    torch.set_num_threads(int(os.environ[threads.VARIABLE]))
-    try:
+    before, share = torch.get_num_threads(), threads.share(workers)
+    torch.set_num_threads(share)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(threads.VARIABLE, str(share))
         yield
-    finally:
-        del os.environ[threads.VARIABLE]
-        torch.set_num_threads(before)
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,12 +38,6 @@ def grader_caches_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> It
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "grader-cache"
     shared.mkdir(exist_ok=True)
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(shared)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(shared))
         yield
-    finally:
-        if before is None:
-            del os.environ["XDG_CACHE_HOME"]
-        else:
-            os.environ["XDG_CACHE_HOME"] = before

@@ -5,7 +5,6 @@ submission's process ending stopped fails with the reason alone."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from grader.box.client import SubmissionError
 from grader.box.submission import ContractError
 from grader.judging.box_calls import box_call, open_box
 from grader.judging.outcomes import DEVICE, STOP_ATTRIBUTE
-from tests.verdicts import run_with_plugin
+from tests.verdicts import run_graded
 
 RAISED = "ValueError: no kernel for bfloat16 (raised at sub.py:3 in dequantize_nf4)"
 
@@ -115,10 +114,9 @@ def test_setup(box):
 
 def test_a_test_the_submissions_process_ending_stopped_fails_with_the_reason_alone(pytester, monkeypatch):
     pytester.makepyfile(test_stopped=STOPPED)
-    result = run_with_plugin(pytester, monkeypatch, "--submission", "solutions", "--no-isolation",
-                             "--score-json", "score.json")
+    result, card = run_graded(pytester, monkeypatch)
     result.assert_outcomes(failed=1, errors=1)
-    criteria = json.loads((pytester.path / "score.json").read_text())["puzzles"]["A"]["criteria"]
+    criteria = card["puzzles"]["A"]["criteria"]
     assert criteria["correct"] == {**criteria["correct"], "status": "failed", "detail": REASON}, criteria["correct"]
     kernel = criteria["single_triton_kernel"]
     assert kernel["status"] == "failed" and kernel["detail"] == f"error in setup: {REASON}", kernel

@@ -5,14 +5,13 @@ nothing about global state."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import torch
 
 from grader.box.state import Watch
 from grader.measure import timing
-from tests.verdicts import run_with_plugin
+from tests.verdicts import run_graded
 
 
 def test_a_swap_in_place_of_a_measuring_function_is_found_and_undone():
@@ -92,10 +91,8 @@ def test_c_never_answered():
 def test_reports_become_verdicts(pytester, monkeypatch):
     pytester.makepyfile(test_verdicts=VERDICTS)
     # A grading run (it names a submission; the plugins act in no other), in this process (--no-isolation).
-    result = run_with_plugin(pytester, monkeypatch, "-p", "grader.plugins.guards", "--score-json", "score.json",
-                             "--box", "none", "--submission", "solutions", "--no-isolation")
+    result, card = run_graded(pytester, monkeypatch, "-p", "grader.plugins.guards", "--box", "none")
     result.assert_outcomes(passed=4, errors=1)
-    card = json.loads((pytester.path / "score.json").read_text())
     a, c, d = (card["puzzles"][p]["criteria"] for p in "ACD")
     assert a["correct"]["status"] == "passed"
     assert a["global_state_untouched"]["status"] == "failed"

@@ -21,7 +21,7 @@ import pytest
 from grader.plugins import grading
 from grader.scoring import expectations
 from grader.scoring.results import GraderSession
-from tests.verdicts import REPO, SEED, grade, run_with_plugin, statuses
+from tests.verdicts import REPO, SEED, grade, run_graded, run_with_plugin, statuses
 
 PROBE = '''
 import os
@@ -157,17 +157,16 @@ def test_budget(shrink_budget, criterion_detail):
 
 def test_the_shrink_budget_is_an_option_the_reproduce_command_repeats(pytester, monkeypatch):
     pytester.makepyfile(test_budget=BUDGET)
-    base = ("--submission", "solutions", "--box", "none", "--no-isolation", "--hypothesis-profile", "ci",
-            "--score-json", "score.json")
-    run_with_plugin(pytester, monkeypatch, *base).assert_outcomes(passed=1)
-    card = json.loads((pytester.path / "score.json").read_text())
+    base = ("--box", "none", "--hypothesis-profile", "ci")
+    result, card = run_graded(pytester, monkeypatch, *base)
+    result.assert_outcomes(passed=1)
     assert card["puzzles"]["A"]["criteria"]["correct"]["detail"] == "shrink budget 15 s"  # the ci profile's
     assert "--shrink-seconds" not in card["reproduce"]
-    run_with_plugin(pytester, monkeypatch, *base, "--shrink-seconds", "0.5").assert_outcomes(passed=1)
-    card = json.loads((pytester.path / "score.json").read_text())
+    result, card = run_graded(pytester, monkeypatch, *base, "--shrink-seconds", "0.5")
+    result.assert_outcomes(passed=1)
     assert card["puzzles"]["A"]["criteria"]["correct"]["detail"] == "shrink budget 0.5 s"
     assert "--shrink-seconds 0.5" in card["reproduce"], card["reproduce"]
-    refused = run_with_plugin(pytester, monkeypatch, *base, "--shrink-seconds", "-1")
+    refused, _ = run_graded(pytester, monkeypatch, *base, "--shrink-seconds", "-1")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR and "--shrink-seconds expects seconds >= 0" in refused.stderr.str()
 
 
@@ -227,9 +226,7 @@ def test_an_input_that_fails_differently_on_replay_names_each_failure(pytester, 
     pytester.makepyfile(test_flaky=FLAKY)
     # A grading run (--submission): the grader's profile holds (one failure reported, not a group of distinct ones)
     # and the grader seed fixes Hypothesis' draws.
-    result = run_with_plugin(pytester, monkeypatch, "--score-json", "score.json", "--box", "none", "--submission",
-                             "solutions", "--no-isolation", "--hypothesis-profile", "ci")
-    card = json.loads((pytester.path / "score.json").read_text())
+    result, card = run_graded(pytester, monkeypatch, "--box", "none", "--hypothesis-profile", "ci")
     correct = card["puzzles"]["A"]["criteria"]["correct"]
     assert correct["status"] == "failed", result.stdout.str()[-2000:]
     detail = correct["detail"]

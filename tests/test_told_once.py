@@ -7,13 +7,12 @@ a fixture that several criteria's tests share is told by the first test it faile
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 
 from grader.puzzle_c.run import CRun, setting
-from tests.verdicts import run_with_plugin
+from tests.verdicts import run_graded
 
 ERROR = "recording the launches failed: ValueError: no kernel for bfloat16 (raised at sub.py:3 in dequantize_nf4)"
 SHARED = f'''
@@ -43,10 +42,9 @@ def test_cache_hints(launched):
 
 def test_a_shared_fixtures_error_is_told_by_the_first_test_and_pointed_to_by_the_others(pytester, monkeypatch):
     pytester.makepyfile(test_shared=SHARED)
-    result = run_with_plugin(pytester, monkeypatch, "--submission", "solutions", "--no-isolation",
-                             "--score-json", "score.json")
+    result, card = run_graded(pytester, monkeypatch)
     result.assert_outcomes(errors=3)
-    criteria = json.loads((pytester.path / "score.json").read_text())["puzzles"]["A"]["criteria"]
+    criteria = card["puzzles"]["A"]["criteria"]
     assert ERROR in criteria["single_triton_kernel"]["detail"], criteria["single_triton_kernel"]
     pointer = "error in setup: not judged: a setup step it shares failed (see A.single_triton_kernel)"
     eviction = criteria["uses_cache_eviction"]

@@ -53,6 +53,17 @@ def run_with_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, 
     return pytester.runpytest_subprocess("-p", "grader.plugins.grading", "-p", "no:cacheprovider", *args)
 
 
+def run_graded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+               *args: str) -> tuple[pytest.RunResult, dict[str, Any] | None]:
+    """`run_with_plugin` as a grading run of pytester's files (`--submission solutions`, the judge in that process:
+    `--no-isolation`), plus `args`: the run's result and its scorecard JSON (None when it wrote none)."""
+    score = pytester.path / "score.json"
+    score.unlink(missing_ok=True)
+    result = run_with_plugin(pytester, monkeypatch, "--submission", "solutions", "--no-isolation",
+                             "--score-json", str(score), *args)
+    return result, json.loads(score.read_text()) if score.exists() else None
+
+
 def statuses(card: dict[str, Any], puzzle: str) -> dict[str, str]:
     """criterion -> status for one puzzle of a scorecard."""
     return {name: c["status"] for name, c in card["puzzles"][puzzle]["criteria"].items()}
